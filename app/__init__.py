@@ -1,0 +1,72 @@
+"""Application factory: ``create_app`` only calls named steps."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+
+import config as settings
+from app.api import bp as api_bp
+from app.auth import bp as auth_bp
+from app.extensions import broker, csrf, db, login_manager, migrate, socketio
+from app.main import bp as main_bp
+from app.models import User
+from app.sockets import register_socket_handlers
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        static_folder=str(settings.BASE_DIR / "static"),
+        instance_path=str(settings.BASE_DIR / "instance"),
+    )
+    app.config.from_mapping(settings.from_env() if config is None else config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_socket_handlers(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        with app.app_context():
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+    migrate.init_app(app, db, render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.user_loader(_load_user)
+    csrf.init_app(app)
+    broker.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["ASYNC_MODE"],
+        cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"] or None,
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    app.register_blueprint(auth_bp, url_prefix="/auth")
+    app.register_blueprint(main_bp)
+    # The API authenticates with bearer tokens, never cookies, so CSRF cannot apply to it.
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp, url_prefix="/api")
+
+
+def _load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Web and worker processes write to one file: WAL lets readers run beside the writer,
+    # and the busy timeout makes a writer wait for the lock instead of failing.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

@@ -1,0 +1,130 @@
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from sqlalchemy import or_, select
+from werkzeug.exceptions import HTTPException
+
+from app.api.auth import token_required
+from app.api.errors import error_response, handle_http_error
+from app.extensions import db
+from app.models import Task, User
+from app.sansio.params import ParamError
+from app.tasks.catalogue import CATALOGUE
+from app.tasks.launcher import QueueUnavailable, UnknownTaskType, start_task
+
+bp = Blueprint("api", __name__)
+bp.register_error_handler(HTTPException, handle_http_error)
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _json_body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise _BadRequest("request body must be a JSON object")
+    return body
+
+
+@bp.errorhandler(_BadRequest)
+def _bad_request(exc: _BadRequest) -> Response:
+    return error_response(400, str(exc))
+
+
+@bp.route("/users", methods=["POST"])
+def create_user() -> Response | tuple[Response, int]:
+    body = _json_body()
+    fields = {}
+    for field, limit in (("username", 64), ("email", 120), ("password", 128)):
+        value = body.get(field)
+        if not isinstance(value, str) or not value.strip():
+            raise _BadRequest(f"{field} is required")
+        if len(value) > limit:
+            raise _BadRequest(f"{field} must be at most {limit} characters")
+        fields[field] = value if field == "password" else value.strip()
+    if len(fields["password"]) < 8:
+        raise _BadRequest("password must be at least 8 characters")
+    if "@" not in fields["email"]:
+        raise _BadRequest("email is not a valid address")
+    taken = db.session.scalar(
+        select(User).where(or_(User.username == fields["username"], User.email == fields["email"].lower()))
+    )
+    if taken is not None:
+        field = "username" if taken.username == fields["username"] else "email"
+        return error_response(409, f"{field} is already registered")
+    user = User(username=fields["username"], email=fields["email"].lower())
+    user.set_password(fields["password"])
+    db.session.add(user)
+    db.session.commit()
+    return jsonify(user.to_dict()), 201
+
+
+@bp.route("/tokens", methods=["POST"])
+def create_token() -> Response | tuple[Response, int]:
+    auth = request.authorization
+    user = None
+    if auth is not None and auth.type == "basic" and auth.username and auth.password:
+        user = db.session.scalar(select(User).where(User.username == auth.username))
+        if user is not None and not user.check_password(auth.password):
+            user = None
+    if user is None:
+        response = error_response(401, "valid username and password required (HTTP Basic)")
+        response.headers["WWW-Authenticate"] = 'Basic realm="api"'
+        return response
+    token, expires_at = user.issue_token(current_app.config["TOKEN_TTL"])
+    db.session.commit()
+    return jsonify({"token": token, "expires_at": expires_at.isoformat()}), 201
+
+
+@bp.route("/tokens", methods=["DELETE"])
+@token_required
+def revoke_token() -> tuple[str, int]:
+    g.api_user.revoke_token()
+    db.session.commit()
+    return "", 204
+
+
+@bp.route("/task-types", methods=["GET"])
+@token_required
+def list_task_types() -> Response:
+    return jsonify([t.describe() for t in CATALOGUE.values()])
+
+
+@bp.route("/tasks", methods=["POST"])
+@token_required
+def create_task() -> tuple[Response, int] | Response:
+    body = _json_body()
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise _BadRequest("name is required")
+    try:
+        task = start_task(g.api_user, name, body.get("params"))
+    except UnknownTaskType:
+        return error_response(400, f"unknown task type {name!r}")
+    except ParamError as exc:
+        return error_response(400, f"{exc.field} {exc.reason}")
+    except QueueUnavailable:
+        return error_response(503, "the task queue is unavailable")
+    response = jsonify(task.to_dict())
+    response.headers["Location"] = url_for("api.get_task", task_id=task.id)
+    return response, 202
+
+
+@bp.route("/tasks", methods=["GET"])
+@token_required
+def list_tasks() -> Response:
+    tasks = db.session.scalars(
+        select(Task).where(Task.user_id == g.api_user.id).order_by(Task.created_at.desc()).limit(100)
+    )
+    return jsonify([t.to_dict() for t in tasks])
+
+
+@bp.route("/tasks/<task_id>", methods=["GET"])
+@token_required
+def get_task(task_id: str) -> Response:
+    task = db.session.get(Task, task_id)
+    # Another user's task is indistinguishable from a missing one.
+    if task is None or task.user_id != g.api_user.id:
+        return error_response(404, "task not found")
+    return jsonify(task.to_dict())

@@ -1,0 +1,83 @@
+"""The progress channel on Redis pub/sub: jobs publish, each Socket.IO process subscribes once.
+
+Every web node receives every message and emits it to the owner's room on its own
+sockets only (Flask-SocketIO here has no message queue), so a client hears each event
+from exactly the node it is connected to.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask_socketio import SocketIO
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.sansio.events import ChannelMessage, ProtocolError, decode, encode, user_room
+
+log = logging.getLogger(__name__)
+
+
+def publish(redis: Redis, channel: str, message: ChannelMessage) -> None:
+    redis.publish(channel, encode(message))
+
+
+class Subscriber:
+    """One per process: listens on the channel and fans each message out to one room."""
+
+    RETRY_MAX = 5.0
+
+    def __init__(self, socketio: SocketIO, redis: Redis, channel: str) -> None:
+        self._socketio = socketio
+        self._redis = redis
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._started = False
+
+    def ensure_started(self, timeout: float = 10.0) -> bool:
+        """Start the listener once and wait until Redis confirms the subscription.
+
+        Waiting matters: a client's snapshot is read from the database after this
+        returns, so no event can fall between the snapshot and the live stream.
+        """
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self._socketio.start_background_task(self._run)
+        return self._subscribed.wait(timeout)
+
+    def _run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                self._listen()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self._subscribed.clear()
+                log.warning("progress channel lost (%s); resubscribing in %.1fs", exc, delay)
+                self._socketio.sleep(delay)
+                delay = min(delay * 2, self.RETRY_MAX)
+            else:
+                delay = 0.1
+
+    def _listen(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            pubsub.subscribe(self._channel)
+            for raw in pubsub.listen():
+                if raw["type"] == "subscribe":
+                    self._subscribed.set()
+                elif raw["type"] == "message":
+                    self._deliver(raw["data"])
+        finally:
+            pubsub.close()
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            message = decode(data)
+        except ProtocolError as exc:
+            log.warning("dropping a message on %s: %s", self._channel, exc)
+            return
+        self._socketio.emit(message.event, message.data, to=user_room(message.user_id))

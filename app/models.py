@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, select, update
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import DateTime, TypeDecorator
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.extensions import db
+from app.sansio.status import TaskStatus
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend; SQLite would otherwise hand back naive datetimes."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    email: Mapped[str] = mapped_column(String(120), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    # Only a hash of the API token is stored: a leaked database yields no usable token.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last notification sequence number handed out; bumped atomically per event.
+    last_seq: Mapped[int] = mapped_column(default=0)
+
+    posts: Mapped[list[Post]] = relationship(back_populates="author", cascade="all, delete-orphan")
+    tasks: Mapped[list[Task]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    def issue_token(self, ttl: int) -> tuple[str, datetime]:
+        token = secrets.token_urlsafe(32)
+        self.token_hash = _hash_token(token)
+        self.token_expires_at = utcnow() + timedelta(seconds=ttl)
+        return token, self.token_expires_at
+
+    def revoke_token(self) -> None:
+        self.token_hash = None
+        self.token_expires_at = None
+
+    @staticmethod
+    def from_token(token: str) -> User | None:
+        user = db.session.scalar(select(User).where(User.token_hash == _hash_token(token)))
+        if user is None or user.token_expires_at is None or user.token_expires_at <= utcnow():
+            return None
+        return user
+
+    def unfinished_tasks(self) -> list[Task]:
+        return list(
+            db.session.scalars(
+                select(Task)
+                .where(Task.user_id == self.id, Task.status.in_(TaskStatus.unfinished()))
+                .order_by(Task.created_at)
+            )
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.username}
+
+
+class Post(db.Model):
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[str] = mapped_column(String(280))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+    author: Mapped[User] = relationship(back_populates="posts")
+
+
+class Task(db.Model):
+    """A background job as the user sees it; the primary key is the RQ job id."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.QUEUED, index=True)
+    progress: Mapped[int] = mapped_column(default=0)
+    step: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str] = mapped_column(String(256), default="")
+    result: Mapped[Any | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    # The seq of the last notification about this task, so a snapshot can be ordered against live events.
+    seq: Mapped[int] = mapped_column(default=0)
+    reported_at: Mapped[float | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(back_populates="tasks")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "params": self.params,
+            "status": self.status,
+            "progress": self.progress,
+            "step": self.step,
+            "total": self.total,
+            "message": self.message,
+            "result": self.result,
+            "error": self.error,
+            "seq": self.seq,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+class Notification(db.Model):
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("user_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    seq: Mapped[int] = mapped_column()
+    name: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+def next_seq(user_id: int) -> int:
+    """Hand out the user's next sequence number inside the caller's transaction.
+
+    A single UPDATE ... RETURNING is atomic on SQLite and PostgreSQL alike, so two workers
+    reporting for one user never get the same number.
+    """
+    return db.session.execute(
+        update(User).where(User.id == user_id).values(last_seq=User.last_seq + 1).returning(User.last_seq)
+    ).scalar_one()

@@ -1,0 +1,70 @@
+"""Settings, read from the environment once, as a plain mapping for ``create_app``.
+
+Only the standard library is imported here: ``run.py`` reads ``ASYNC_MODE`` before
+monkey patching, which must happen before anything else is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+ASYNC_MODES = ("eventlet", "gevent", "threading")
+ENVIRONMENTS = ("development", "production")
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def async_mode(environ: Mapping[str, str] = os.environ) -> str:
+    mode = environ.get("ASYNC_MODE", "eventlet")
+    if mode not in ASYNC_MODES:
+        raise ConfigError(f"ASYNC_MODE must be one of {', '.join(ASYNC_MODES)}, got {mode!r}")
+    return mode
+
+
+def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    env = environ.get("APP_ENV", "development")
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+
+    secret_key = environ.get("SECRET_KEY", "")
+    if env == "production" and secret_key in ("", DEV_SECRET_KEY):
+        raise ConfigError(
+            "SECRET_KEY must be set to a long random value in production "
+            '(python -c "import secrets; print(secrets.token_hex(32))")'
+        )
+
+    return {
+        "APP_ENV": env,
+        "SECRET_KEY": secret_key or DEV_SECRET_KEY,
+        "SESSION_COOKIE_SECURE": env == "production",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": env == "production",
+        "SQLALCHEMY_DATABASE_URI": environ.get("DATABASE_URL")
+        or f"sqlite:///{BASE_DIR / 'instance' / 'app.db'}",
+        "REDIS_URL": environ.get("REDIS_URL", "redis://localhost:6379/0"),
+        "TASK_QUEUE": environ.get("TASK_QUEUE", "microblog-tasks"),
+        "PROGRESS_CHANNEL": environ.get("PROGRESS_CHANNEL", "microblog:progress"),
+        "ASYNC_MODE": async_mode(environ),
+        "TOKEN_TTL": _int(environ, "TOKEN_TTL", 24 * 3600),
+        # Socket.IO checks the Origin header against the serving host by default;
+        # extra origins (e.g. a reverse proxy's public URL) are opted into explicitly.
+        "SOCKETIO_CORS_ORIGINS": [o for o in environ.get("CORS_ORIGINS", "").split(",") if o],
+    }

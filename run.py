@@ -1,0 +1,30 @@
+"""``python run.py``: the Socket.IO web server (HOST and PORT from the environment)."""
+
+import os
+
+import config
+
+# Monkey patching must precede every other import, so the mode is read with the stdlib only.
+ASYNC_MODE = config.async_mode()
+if ASYNC_MODE == "eventlet":
+    import eventlet
+
+    eventlet.monkey_patch()
+elif ASYNC_MODE == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+
+from app import create_app  # noqa: E402
+from app.extensions import socketio  # noqa: E402
+
+app = create_app()
+
+if __name__ == "__main__":
+    socketio.run(
+        app,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "5000")),
+        # The threading mode serves with Werkzeug; fine for development, and opting in is explicit.
+        allow_unsafe_werkzeug=ASYNC_MODE == "threading",
+    )
