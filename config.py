@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent
-DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 -- refused in production
 ASYNC_MODES = ("eventlet", "gevent", "threading")
 ENVIRONMENTS = ("development", "production")
 

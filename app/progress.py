@@ -67,7 +67,11 @@ def report(
     data = payload(task)
     db.session.add(Notification(user_id=task.user_id, seq=task.seq, name=TASK_PROGRESS, payload=dict(data)))
     db.session.commit()
-    publish(broker.redis, current_app.config["PROGRESS_CHANNEL"], ChannelMessage(task.user_id, TASK_PROGRESS, dict(data)))
+    publish(
+        broker.redis,
+        current_app.config["PROGRESS_CHANNEL"],
+        ChannelMessage(task.user_id, TASK_PROGRESS, dict(data)),
+    )
     return data
 
 

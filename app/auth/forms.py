@@ -23,7 +23,9 @@ class RegistrationForm(FlaskForm):
             Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores."),
         ],
     )
-    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=120)])
+    email = EmailField(
+        "Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=120)]
+    )
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=128)])
     password2 = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password")])
     submit = SubmitField("Register")
