@@ -38,6 +38,16 @@ def async_mode(environ: Mapping[str, str] = os.environ) -> str:
     return mode
 
 
+def database_url(raw: str | None) -> str:
+    if not raw:
+        return f"sqlite:///{BASE_DIR / 'instance' / 'app.db'}"
+    # Operators write the standard postgres:// URL; SQLAlchemy needs the driver named.
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    return raw
+
+
 def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     env = environ.get("APP_ENV", "development")
     if env not in ENVIRONMENTS:
@@ -57,8 +67,7 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": env == "production",
-        "SQLALCHEMY_DATABASE_URI": environ.get("DATABASE_URL")
-        or f"sqlite:///{BASE_DIR / 'instance' / 'app.db'}",
+        "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL")),
         "REDIS_URL": environ.get("REDIS_URL", "redis://localhost:6379/0"),
         "TASK_QUEUE": environ.get("TASK_QUEUE", "microblog-tasks"),
         "PROGRESS_CHANNEL": environ.get("PROGRESS_CHANNEL", "microblog:progress"),

@@ -1,0 +1,66 @@
+import pytest
+
+import config as settings
+
+
+def test_development_defaults():
+    config = settings.from_env({})
+    assert config["APP_ENV"] == "development"
+    assert config["SECRET_KEY"] == settings.DEV_SECRET_KEY
+    assert config["REDIS_URL"] == "redis://localhost:6379/0"
+    assert config["TASK_QUEUE"] == "microblog-tasks"
+    assert config["ASYNC_MODE"] == "eventlet"
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert config["SESSION_COOKIE_SECURE"] is False
+
+
+@pytest.mark.parametrize("secret", ["", settings.DEV_SECRET_KEY])
+def test_production_refuses_missing_or_development_secret(secret):
+    with pytest.raises(settings.ConfigError, match="SECRET_KEY"):
+        settings.from_env({"APP_ENV": "production", "SECRET_KEY": secret})
+
+
+def test_production_with_a_secret():
+    config = settings.from_env({"APP_ENV": "production", "SECRET_KEY": "x" * 64})
+    assert config["SECRET_KEY"] == "x" * 64
+    assert config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_unknown_environment_is_refused():
+    with pytest.raises(settings.ConfigError, match="APP_ENV"):
+        settings.from_env({"APP_ENV": "staging"})
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "gevent", "threading"])
+def test_async_modes(mode):
+    assert settings.from_env({"ASYNC_MODE": mode})["ASYNC_MODE"] == mode
+
+
+def test_unknown_async_mode_is_refused():
+    with pytest.raises(settings.ConfigError, match="ASYNC_MODE"):
+        settings.from_env({"ASYNC_MODE": "asyncio"})
+
+
+def test_integer_settings_are_checked():
+    assert settings.from_env({"TOKEN_TTL": "60"})["TOKEN_TTL"] == 60
+    with pytest.raises(settings.ConfigError, match="TOKEN_TTL"):
+        settings.from_env({"TOKEN_TTL": "an hour"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_database_url(raw, expected):
+    assert settings.from_env({"DATABASE_URL": raw})["SQLALCHEMY_DATABASE_URI"] == expected
+
+
+def test_cors_origins_are_opt_in():
+    assert settings.from_env({})["SOCKETIO_CORS_ORIGINS"] == []
+    config = settings.from_env({"CORS_ORIGINS": "https://a.example,https://b.example"})
+    assert config["SOCKETIO_CORS_ORIGINS"] == ["https://a.example", "https://b.example"]

@@ -1,0 +1,74 @@
+"""A progress report is committed to the database, then published on the channel."""
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Notification, Task
+from app.progress import report
+from app.sansio.status import TaskStatus
+from tests.conftest import make_user
+from tests.support import wait_for
+
+
+@pytest.fixture
+def subscribed(app, redis):
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(app.config["PROGRESS_CHANNEL"])
+    wait_for(lambda: pubsub.get_message(timeout=0.1) is None and pubsub.subscribed, 5, "subscription")
+    yield pubsub
+    pubsub.close()
+
+
+def next_published(pubsub):
+    message = wait_for(lambda: pubsub.get_message(timeout=0.1), 5, "a published message")
+    return json.loads(message["data"])
+
+
+def test_report_persists_then_publishes(app, subscribed):
+    with app.app_context():
+        user_id = make_user("ann").id
+        task = Task(id="job-1", name="example_long_task", user_id=user_id)
+        db.session.add(task)
+        report(task, status=TaskStatus.RUNNING, step=3, total=4, message="Step 3 of 4")
+
+        stored = db.session.scalar(select(Notification))
+        assert (stored.user_id, stored.seq, stored.name) == (user_id, 1, "task_progress")
+        stored_payload = stored.payload
+        db.session.expire_all()
+        row = db.session.get(Task, "job-1")
+        assert (row.status, row.progress, row.step, row.total) == ("running", 75, 3, 4)
+        assert row.started_at is not None and row.finished_at is None
+
+    message = next_published(subscribed)
+    assert message["v"] == 1
+    assert message["user_id"] == user_id
+    assert message["event"] == "task_progress"
+    assert message["data"] == stored_payload
+    data = message["data"]
+    assert {k: data[k] for k in ("task_id", "name", "status", "progress", "step", "total", "message", "seq")} == {
+        "task_id": "job-1",
+        "name": "example_long_task",
+        "status": "running",
+        "progress": 75,
+        "step": 3,
+        "total": 4,
+        "message": "Step 3 of 4",
+        "seq": 1,
+    }
+    assert isinstance(data["ts"], float)
+
+
+def test_success_completes_the_bar_and_finishes(app, subscribed):
+    with app.app_context():
+        user = make_user("ann")
+        task = Task(id="job-2", name="example_long_task", user_id=user.id)
+        db.session.add(task)
+        report(task, status=TaskStatus.RUNNING, step=1, total=3)
+        report(task, status=TaskStatus.SUCCEEDED, result={"steps": 3})
+        assert (task.progress, task.result, task.seq) == (100, {"steps": 3}, 2)
+        assert task.finished_at is not None
+    seqs = [next_published(subscribed)["data"]["seq"] for _ in range(2)]
+    assert seqs == [1, 2]
