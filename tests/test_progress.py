@@ -48,7 +48,9 @@ def test_report_persists_then_publishes(app, subscribed):
     assert message["event"] == "task_progress"
     assert message["data"] == stored_payload
     data = message["data"]
-    assert {k: data[k] for k in ("task_id", "name", "status", "progress", "step", "total", "message", "seq")} == {
+    assert {
+        k: data[k] for k in ("task_id", "name", "status", "progress", "step", "total", "message", "seq")
+    } == {
         "task_id": "job-1",
         "name": "example_long_task",
         "status": "running",
