@@ -28,6 +28,8 @@ class Subscriber:
     """One per process: listens on the channel and fans each message out to one room."""
 
     RETRY_MAX = 5.0
+    # How often an idle listener looks up from Redis to see whether it should stop.
+    POLL_INTERVAL = 1.0
 
     def __init__(self, socketio: SocketIO, redis: Redis, channel: str) -> None:
         self._socketio = socketio
@@ -36,6 +38,7 @@ class Subscriber:
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._started = False
+        self._stopping = False
 
     def ensure_started(self, timeout: float = 10.0) -> bool:
         """Start the listener once and wait until Redis confirms the subscription.
@@ -49,9 +52,12 @@ class Subscriber:
                 self._socketio.start_background_task(self._run)
         return self._subscribed.wait(timeout)
 
+    def stop(self) -> None:
+        self._stopping = True
+
     def _run(self) -> None:
         delay = 0.1
-        while True:
+        while not self._stopping:
             try:
                 self._listen()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
@@ -66,7 +72,10 @@ class Subscriber:
         pubsub = self._redis.pubsub()
         try:
             pubsub.subscribe(self._channel)
-            for raw in pubsub.listen():
+            while not self._stopping:
+                raw = pubsub.get_message(timeout=self.POLL_INTERVAL)
+                if raw is None:
+                    continue
                 if raw["type"] == "subscribe":
                     self._subscribed.set()
                 elif raw["type"] == "message":

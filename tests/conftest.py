@@ -75,6 +75,7 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     with app.app_context():
         db.create_all()
     yield app
+    app.extensions["progress_subscriber"].stop()
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

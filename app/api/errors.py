@@ -1,4 +1,4 @@
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -8,7 +8,10 @@ def error_response(status: int, message: str) -> Response:
     return response
 
 
-def handle_http_error(exc: HTTPException) -> Response:
+def handle_http_error(exc: HTTPException) -> Response | HTTPException:
+    # Registered app-wide so that unmatched /api URLs (no blueprint yet) answer in JSON too.
+    if not request.path.startswith("/api/"):
+        return exc
     response = error_response(exc.code or 500, exc.description or exc.name)
     if exc.code == 405 and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)

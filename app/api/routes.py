@@ -13,7 +13,7 @@ from app.tasks.catalogue import CATALOGUE
 from app.tasks.launcher import QueueUnavailable, UnknownTaskType, start_task
 
 bp = Blueprint("api", __name__)
-bp.register_error_handler(HTTPException, handle_http_error)
+bp.app_errorhandler(HTTPException)(handle_http_error)
 
 
 class _BadRequest(Exception):

@@ -26,7 +26,10 @@ class RegistrationForm(FlaskForm):
     email = EmailField(
         "Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=120)]
     )
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=128)])
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(), Length(min=8, max=128, message="Use at least 8 characters (at most 128).")],
+    )
     password2 = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password")])
     submit = SubmitField("Register")
 
