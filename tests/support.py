@@ -120,3 +120,16 @@ def fresh_database(url: str | None, tmp_path: Path) -> str:
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
     return url
+
+
+def require_tool(name: str, install_hint: str) -> str:
+    """A system tool the test drives: skipped on a laptop without it, a failure in CI."""
+    import pytest
+
+    path = shutil.which(name) if not os.path.isabs(name) else (name if os.path.exists(name) else None)
+    if path is None:
+        message = f"{name} is not installed ({install_hint})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
