@@ -104,6 +104,7 @@ def live_stack(
         "SECRET_KEY": "e2e-" + unique,
         "PYTHONUNBUFFERED": "1",
         "FLASK_APP": "app",
+        "ASYNC_MODE": getattr(request, "param", "eventlet"),
     }
     subprocess.run(
         [sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True

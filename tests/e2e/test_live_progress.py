@@ -43,6 +43,8 @@ class Listener:
         self.sio.disconnect()
 
 
+# eventlet is the default; the code must not depend on it, so the other modes run the same path.
+@pytest.mark.parametrize("live_stack", ["eventlet", "gevent", "threading"], indirect=True)
 def test_owner_receives_every_step_in_order_and_nobody_else_does(live_stack):
     alice = live_stack.create_user("alice")
     bob = live_stack.create_user("bob")
