@@ -65,7 +65,6 @@ def new_context(browser: Browser) -> Iterator:
         contexts.append(context)
         return context
 
-    make.errors = errors
     try:
         yield make
     finally:
