@@ -31,6 +31,17 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def async_mode(environ: Mapping[str, str] = os.environ) -> str:
     mode = environ.get("ASYNC_MODE", "eventlet")
     if mode not in ASYNC_MODES:
@@ -73,6 +84,19 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "PROGRESS_CHANNEL": environ.get("PROGRESS_CHANNEL", "microblog:progress"),
         "ASYNC_MODE": async_mode(environ),
         "TOKEN_TTL": _int(environ, "TOKEN_TTL", 24 * 3600),
+        # Task lifecycle: see README, "Task lifecycle".
+        "RESULTS_DIR": environ.get("RESULTS_DIR") or str(BASE_DIR / "instance" / "results"),
+        "RESULT_TTL": _int(environ, "RESULT_TTL", 24 * 3600),
+        "WORKER_LOST_AFTER": _int(environ, "WORKER_LOST_AFTER", 15),
+        "WATCHDOG_INTERVAL": _int(environ, "WATCHDOG_INTERVAL", 2),
+        "CANCEL_GRACE": _int(environ, "CANCEL_GRACE", 3),
+        "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5),
+        "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),
+        "MAIL_PORT": _int(environ, "MAIL_PORT", 25),
+        "MAIL_USE_TLS": _bool(environ, "MAIL_USE_TLS", False),
+        "MAIL_USERNAME": environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": environ.get("MAIL_PASSWORD") or None,
+        "MAIL_SENDER": environ.get("MAIL_SENDER", "microblog@localhost"),
         # Socket.IO checks the Origin header against the serving host by default;
         # extra origins (e.g. a reverse proxy's public URL) are opted into explicitly.
         "SOCKETIO_CORS_ORIGINS": [o for o in environ.get("CORS_ORIGINS", "").split(",") if o],

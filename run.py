@@ -15,10 +15,11 @@ elif ASYNC_MODE == "gevent":
 
     monkey.patch_all()
 
-from app import create_app  # noqa: E402
+from app import create_app, start_background_services  # noqa: E402
 from app.extensions import socketio  # noqa: E402
 
 app = create_app()
+start_background_services(app)
 
 if __name__ == "__main__":
     socketio.run(

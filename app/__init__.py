@@ -12,10 +12,12 @@ from sqlalchemy import event
 import config as settings
 from app.api import bp as api_bp
 from app.auth import bp as auth_bp
+from app.channel import Subscriber
 from app.extensions import broker, csrf, db, login_manager, migrate, socketio
 from app.main import bp as main_bp
 from app.models import User
 from app.sockets import register_socket_handlers
+from app.watchdog import Watchdog
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -28,6 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_socket_handlers(app)
+    register_background_services(app)
     return app
 
 
@@ -56,6 +59,23 @@ def register_blueprints(app: Flask) -> None:
     # The API authenticates with bearer tokens, never cookies, so CSRF cannot apply to it.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
+
+
+def register_background_services(app: Flask) -> None:
+    """Create (not start) what a web process runs beside its requests; ``run.py`` starts them."""
+    state = app.extensions["broker"]
+    app.extensions["progress_subscriber"] = Subscriber(socketio, state.redis, app.config["PROGRESS_CHANNEL"])
+    app.extensions["watchdog"] = Watchdog(app, socketio)
+
+
+def start_background_services(app: Flask) -> None:
+    app.extensions["progress_subscriber"].ensure_started()
+    app.extensions["watchdog"].start()
+
+
+def stop_background_services(app: Flask) -> None:
+    app.extensions["progress_subscriber"].stop()
+    app.extensions["watchdog"].stop()
 
 
 def _load_user(user_id: str) -> User | None:

@@ -14,9 +14,27 @@ SERIALIZER = JSONSerializer
 
 
 @dataclass(frozen=True)
+class Keys:
+    """Our own Redis keys, namespaced by the queue so that two deployments never mix."""
+
+    namespace: str
+
+    def cancel(self, task_id: str) -> str:
+        return f"{self.namespace}:cancel:{task_id}"
+
+    def lease(self, task_id: str) -> str:
+        return f"{self.namespace}:lease:{task_id}"
+
+    @property
+    def watchdog(self) -> str:
+        return f"{self.namespace}:watchdog"
+
+
+@dataclass(frozen=True)
 class _State:
     redis: Redis
     queue: Queue
+    keys: Keys
 
 
 def make_queue(name: str, redis: Redis) -> Queue:
@@ -26,7 +44,8 @@ def make_queue(name: str, redis: Redis) -> Queue:
 class Broker:
     def init_app(self, app: Flask) -> None:
         redis = Redis.from_url(app.config["REDIS_URL"], health_check_interval=30)
-        app.extensions["broker"] = _State(redis, make_queue(app.config["TASK_QUEUE"], redis))
+        name = app.config["TASK_QUEUE"]
+        app.extensions["broker"] = _State(redis, make_queue(name, redis), Keys(name))
 
     @property
     def redis(self) -> Redis:
@@ -35,3 +54,7 @@ class Broker:
     @property
     def queue(self) -> Queue:
         return current_app.extensions["broker"].queue
+
+    @property
+    def keys(self) -> Keys:
+        return current_app.extensions["broker"].keys

@@ -119,6 +119,14 @@ class Task(db.Model):
     message: Mapped[str] = mapped_column(String(256), default="")
     result: Mapped[Any | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # Kept for the owner and the operator; never pushed to a browser.
+    traceback: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
+    max_attempts: Mapped[int] = mapped_column(default=1, server_default="1")
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A downloadable result, relative to RESULTS_DIR; cleared when it expires.
+    result_file: Mapped[str | None] = mapped_column(String(256))
+    result_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The seq of the last notification about this task, so a snapshot can be ordered against live events.
     seq: Mapped[int] = mapped_column(default=0)
     reported_at: Mapped[float | None] = mapped_column()
@@ -140,11 +148,22 @@ class Task(db.Model):
             "message": self.message,
             "result": self.result,
             "error": self.error,
+            "attempt": self.attempt,
+            "max_attempts": self.max_attempts,
             "seq": self.seq,
+            "duration": self.duration,
+            "has_result_file": self.result_file is not None,
+            "result_expires_at": self.result_expires_at.isoformat() if self.result_expires_at else None,
             "created_at": self.created_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return ((self.finished_at or utcnow()) - self.started_at).total_seconds()
 
 
 class Notification(db.Model):

@@ -1,25 +1,36 @@
 """The one call that records a task's progress: commit to the database, then publish.
 
 Committing first means a client that reconnects and reads the database never sees
-less than what was pushed live.
+less than what was pushed live. Status changes are compare-and-set in the database, so
+when two processes race (a job finishing as the watchdog declares its worker lost, a
+cancel as the job starts), exactly one transition wins and the loser is told.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import update
 
 from app.channel import publish
 from app.extensions import broker, db
 from app.models import Notification, Task, next_seq, utcnow
+from app.sansio.estimate import rate_and_eta
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, TaskProgress, percent
-from app.sansio.status import TaskStatus
+from app.sansio.status import TRANSITIONS, TaskStatus
 
 
-def payload(task: Task) -> TaskProgress:
+class TransitionLost(Exception):
+    """The task's row moved on in another process; this report was not recorded."""
+
+
+def payload(task: Task, now: float | None = None) -> TaskProgress:
+    now = time.time() if now is None else now
+    running = task.status == TaskStatus.RUNNING
+    started = task.started_at.timestamp() if task.started_at else None
+    rate, eta = rate_and_eta(task.step, task.total, started, now) if running else (None, None)
     return {
         "task_id": task.id,
         "name": task.name,
@@ -28,6 +39,12 @@ def payload(task: Task) -> TaskProgress:
         "step": task.step,
         "total": task.total,
         "message": task.message,
+        "attempt": task.attempt,
+        "max_attempts": task.max_attempts,
+        "rate": rate,
+        "eta": eta,
+        "duration": task.duration,
+        "has_result_file": task.result_file is not None,
         "seq": task.seq,
         "ts": task.reported_at or task.created_at.timestamp(),
         "result": task.result,
@@ -42,12 +59,34 @@ def report(
     step: int | None = None,
     total: int | None = None,
     message: str | None = None,
-    result: Any = None,
-    error: str | None = None,
+    **fields: Any,
 ) -> TaskProgress:
+    """Record and push one event. ``fields`` sets other Task columns (result, error, attempt, ...).
+
+    Raises ``TransitionLost`` if the task is no longer in a state that allows this event.
+    """
     now = utcnow()
+    previous = task.status
+    target = status or TaskStatus(previous)
+    allowed_from = [s for s, targets in TRANSITIONS.items() if target in targets]
+    claimed = db.session.execute(
+        update(Task)
+        .where(Task.id == task.id, Task.status.in_(allowed_from))
+        .values(status=target)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        db.session.refresh(task)
+        raise TransitionLost(f"task {task.id} is {task.status}; cannot record {target}")
+
     if status is not None:
-        _transition(task, status, now)
+        task.status = status
+        if status is TaskStatus.RUNNING and previous != TaskStatus.RUNNING:
+            # Each attempt is timed from its own start, so rate and ETA stay honest after a retry.
+            task.started_at = now
+        if status.finished:
+            task.finished_at = now
     if total is not None:
         task.total = total
     if step is not None:
@@ -58,13 +97,11 @@ def report(
         task.progress = 100
     if message is not None:
         task.message = message[:256]
-    if result is not None:
-        task.result = result
-    if error is not None:
-        task.error = error
+    for name, value in fields.items():
+        setattr(task, name, value)
     task.reported_at = time.time()
     task.seq = next_seq(task.user_id)
-    data = payload(task)
+    data = payload(task, task.reported_at)
     db.session.add(Notification(user_id=task.user_id, seq=task.seq, name=TASK_PROGRESS, payload=dict(data)))
     db.session.commit()
     publish(
@@ -73,11 +110,3 @@ def report(
         ChannelMessage(task.user_id, TASK_PROGRESS, dict(data)),
     )
     return data
-
-
-def _transition(task: Task, status: TaskStatus, now: datetime) -> None:
-    task.status = status
-    if status is TaskStatus.RUNNING and task.started_at is None:
-        task.started_at = now
-    if status.finished:
-        task.finished_at = now

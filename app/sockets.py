@@ -8,8 +8,7 @@ from flask import Flask, current_app
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, emit, join_room
 
-from app.channel import Subscriber
-from app.extensions import broker, socketio
+from app.extensions import socketio
 from app.models import User
 from app.progress import payload
 from app.sansio.events import TASK_PROGRESS, user_room
@@ -18,10 +17,6 @@ AUTH_REQUIRED = "authentication required"
 
 
 def register_socket_handlers(app: Flask) -> None:
-    with app.app_context():
-        app.extensions["progress_subscriber"] = Subscriber(
-            socketio, broker.redis, app.config["PROGRESS_CHANNEL"]
-        )
     socketio.on_event("connect", on_connect)
 
 

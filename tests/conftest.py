@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 import config as settings
-from app import create_app
+from app import create_app, stop_background_services
 from app.extensions import db
 from app.models import User
 from tests.support import fresh_database, redis_answers, start_redis_server
@@ -75,7 +75,7 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     with app.app_context():
         db.create_all()
     yield app
-    app.extensions["progress_subscriber"].stop()
+    stop_background_services(app)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -7,18 +7,62 @@ from rq import Queue, Worker
 from rq.executions import Execution
 from rq.job import Job
 
+from app.broker import Keys
+from app.tasks.lifecycle import job_ended_badly
+
 
 class AppWorker(Worker):
-    """An RQ worker that runs every job inside a fresh application context.
+    """An RQ worker that runs each job in an app context and keeps its task's lease.
 
-    The context is pushed in the work horse, per job, so each job gets its own database
-    session and nothing is shared across jobs or pushed at import time.
+    The app context is pushed in the work horse, per job, so each job gets its own
+    database session and nothing is pushed at import time. The lease is a short-lived
+    Redis key the parent process renews while the job runs: when the whole worker dies
+    (SIGKILL, a lost machine), the lease expires and the web's watchdog ends the task
+    within WORKER_LOST_AFTER seconds instead of RQ's minutes.
     """
 
     def __init__(self, *args: Any, app: Flask, **kwargs: Any) -> None:
+        lease_ttl = app.config["WORKER_LOST_AFTER"]
+        kwargs.setdefault("job_monitoring_interval", max(1, lease_ttl // 3))
         super().__init__(*args, **kwargs)
         self.app = app
+        self._lease_ttl = lease_ttl
+        self._keys: Keys = app.extensions["broker"].keys
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        lease = self._keys.lease(job.id)
+        self.connection.set(lease, self.name, ex=self._lease_ttl)
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self.connection.delete(lease)
+
+    def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
+        super().maintain_heartbeats(job, execution)
+        self.connection.set(self._keys.lease(job.id), self.name, ex=self._lease_ttl)
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         with self.app.app_context():
             return super().perform_job(job, queue, execution)
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Execution | None = None,
+    ) -> None:
+        # Runs in the horse when the job raised, in this process when the horse was killed
+        # or the job stopped on request. Decide before RQ consumes the retry.
+        stopped = self._stopped_job_id == job.id
+        retry_in = job.get_retry_interval() if job.should_retry and not stopped else None
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        with self.app.app_context():
+            job_ended_badly(
+                job.id,
+                stopped=stopped,
+                retry_in=retry_in,
+                error=job.meta.get("error"),
+                traceback=exc_string or None,
+            )

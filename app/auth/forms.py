@@ -28,7 +28,10 @@ class RegistrationForm(FlaskForm):
     )
     password = PasswordField(
         "Password",
-        validators=[DataRequired(), Length(min=8, max=128, message="Use at least 8 characters (at most 128).")],
+        validators=[
+            DataRequired(),
+            Length(min=8, max=128, message="Use at least 8 characters (at most 128)."),
+        ],
     )
     password2 = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password")])
     submit = SubmitField("Register")

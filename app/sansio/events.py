@@ -27,6 +27,12 @@ class TaskProgress(TypedDict):
     step: int
     total: int
     message: str
+    attempt: int
+    max_attempts: int
+    rate: float | None
+    eta: float | None
+    duration: float | None
+    has_result_file: bool
     seq: int
     ts: float
     result: Any

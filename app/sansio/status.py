@@ -15,3 +15,21 @@ class TaskStatus(StrEnum):
     @property
     def finished(self) -> bool:
         return self not in self.unfinished()
+
+
+# The transitions a task may make; anything else is a bug or a race lost to another process.
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.QUEUED: frozenset(
+        {TaskStatus.QUEUED, TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}
+    ),
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.RUNNING, TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.QUEUED}
+    ),
+    TaskStatus.SUCCEEDED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: str, new: str) -> bool:
+    return TaskStatus(new) in TRANSITIONS[TaskStatus(current)]

@@ -17,7 +17,16 @@ class TaskType:
     description: str
     func: Callable[..., Any]
     params: tuple[Param, ...]
+    # Seconds the job may run before it is stopped and ends "timed out".
     timeout: int
+    # Seconds to wait before each retry after a failure; empty means no retry.
+    retry_intervals: tuple[int, ...] = ()
+    # How many tasks of this type one user may have queued or running at once.
+    concurrent_per_user: int = 1
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_intervals) + 1
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -26,6 +35,8 @@ class TaskType:
             "description": self.description,
             "params": [p.describe() for p in self.params],
             "timeout": self.timeout,
+            "max_attempts": self.max_attempts,
+            "concurrent_per_user": self.concurrent_per_user,
         }
 
 
@@ -42,6 +53,7 @@ CATALOGUE: dict[str, TaskType] = {
                 Param("delay", float, default=1.0, minimum=0.0, maximum=5.0, help="Seconds per step"),
             ),
             timeout=15 * 60,
+            concurrent_per_user=3,
         ),
     )
 }

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -10,6 +9,6 @@ if TYPE_CHECKING:
 def example_long_task(ctx: TaskContext, steps: int, delay: float) -> dict[str, int]:
     ctx.report(0, steps, "Starting")
     for i in range(1, steps + 1):
-        time.sleep(delay)
+        ctx.sleep(delay)
         ctx.report(i, steps, f"Step {i} of {steps}")
     return {"steps": steps}

@@ -1,11 +1,14 @@
-"""The web side of starting a task: validate, record, enqueue, announce."""
+"""The web side of starting a task: validate, check limits, record, enqueue, announce."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from flask import current_app
 from redis.exceptions import RedisError
+from rq import Retry
+from sqlalchemy import select
 
 from app.extensions import broker, db
 from app.models import Task, User, utcnow
@@ -23,14 +26,37 @@ class QueueUnavailable(RuntimeError):
     pass
 
 
+class TaskLimit(Exception):
+    """Starting this task would exceed a per-user limit; ``running`` is the task in the way."""
+
+    def __init__(self, message: str, running: Task | None = None) -> None:
+        super().__init__(message)
+        self.running = running
+
+
+class TooManyTasks(TaskLimit):
+    pass
+
+
 def start_task(user: User, name: str, raw_params: Any) -> Task:
-    """Raise ``UnknownTaskType`` or ``ParamError`` before anything is stored."""
+    """Raise ``UnknownTaskType``, ``ParamError`` or ``TaskLimit`` before anything is stored."""
     task_type = CATALOGUE.get(name)
     if task_type is None:
         raise UnknownTaskType(name)
     params = validate(task_type.params, raw_params)
-    task = Task(id=str(uuid.uuid4()), name=name, user_id=user.id, params=params, status=TaskStatus.QUEUED)
+    _check_limits(user, name, task_type.concurrent_per_user)
+
+    task = Task(
+        id=str(uuid.uuid4()),
+        name=name,
+        user_id=user.id,
+        params=params,
+        status=TaskStatus.QUEUED,
+        max_attempts=task_type.max_attempts,
+    )
     db.session.add(task)
+    intervals = list(task_type.retry_intervals)
+    retry = Retry(max=len(intervals), interval=intervals) if intervals else None
     try:
         # The row is committed before the job exists, so the worker always finds it.
         report(task, message="Queued")
@@ -40,6 +66,7 @@ def start_task(user: User, name: str, raw_params: Any) -> Task:
             params,
             job_id=task.id,
             job_timeout=task_type.timeout,
+            retry=retry,
             description=f"{name} for user {user.id}",
         )
     except RedisError as exc:
@@ -51,3 +78,21 @@ def start_task(user: User, name: str, raw_params: Any) -> Task:
         db.session.commit()
         raise QueueUnavailable(str(exc)) from exc
     return task
+
+
+def _check_limits(user: User, name: str, per_type: int) -> None:
+    active = list(
+        db.session.scalars(
+            select(Task)
+            .where(Task.user_id == user.id, Task.status.in_(TaskStatus.unfinished()))
+            .order_by(Task.created_at)
+        )
+    )
+    same = [t for t in active if t.name == name]
+    if len(same) >= per_type:
+        raise TaskLimit(
+            f"{name} is already {same[0].status} (task {same[0].id}); wait for it or cancel it.", same[0]
+        )
+    cap = current_app.config["MAX_ACTIVE_TASKS_PER_USER"]
+    if len(active) >= cap:
+        raise TooManyTasks(f"You already have {cap} tasks queued or running; wait for one to finish.")

@@ -1,33 +1,86 @@
-"""What runs inside the worker: the lifecycle around a task function."""
+"""What runs inside the work horse: the lifecycle around a task function."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from rq import get_current_job
+from rq.timeouts import JobTimeoutException
 
-from app.extensions import db
-from app.models import Task
-from app.progress import report
+from app.extensions import broker, db
+from app.models import Task, utcnow
+from app.progress import TransitionLost, report
 from app.sansio.status import TaskStatus
 from app.tasks.catalogue import CATALOGUE
 
 log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "The task failed because of an internal error."
 
 
 class TaskError(Exception):
     """A failure whose message is meant for the user who started the task."""
 
 
+class TaskCancelled(Exception):
+    """Raised inside a task function when its owner cancelled it."""
+
+
 class TaskContext:
-    """Handed to a task function; its one job is to report progress."""
+    """Handed to a task function: report progress, notice cancellation, write result files."""
+
+    # How often an interruptible sleep looks for a cancel request.
+    CANCEL_POLL = 0.1
 
     def __init__(self, task: Task) -> None:
         self.task = task
+        self._cancel_key = broker.keys.cancel(task.id)
+        self._redis = broker.redis
+        self._results_dir = Path(current_app.config["RESULTS_DIR"])
+
+    @property
+    def user_id(self) -> int:
+        return self.task.user_id
 
     def report(self, step: int, total: int, message: str = "") -> None:
-        report(self.task, step=step, total=total, message=message)
+        self.check_cancelled()
+        try:
+            report(self.task, step=step, total=total, message=message)
+        except TransitionLost:
+            raise TaskCancelled from None
+
+    def check_cancelled(self) -> None:
+        if self._redis.exists(self._cancel_key):
+            raise TaskCancelled
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.check_cancelled()
+            time.sleep(min(left, self.CANCEL_POLL))
+
+    def result_path(self, filename: str) -> Path:
+        """Where to write the task's downloadable result (one file per task)."""
+        directory = result_dir(self._results_dir, self.task.id)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.task.result_file = f"{self.task.id}/{filename}"
+        return directory / filename
+
+
+def result_dir(results_dir: Path, task_id: str) -> Path:
+    return results_dir / task_id
+
+
+def discard_results(task: Task) -> None:
+    """Remove the files a task that did not succeed left behind."""
+    shutil.rmtree(result_dir(Path(current_app.config["RESULTS_DIR"]), task.id), ignore_errors=True)
 
 
 def run_task(name: str, params: dict[str, Any]) -> Any:
@@ -38,20 +91,45 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
     if task is None:
         raise RuntimeError(f"no task row for job {job.id}")
     task_type = CATALOGUE[name]
-    report(task, status=TaskStatus.RUNNING, message="Started")
+    try:
+        report(
+            task,
+            status=TaskStatus.RUNNING,
+            step=0,
+            total=0,
+            message=f"Started (attempt {task.attempt} of {task.max_attempts})"
+            if task.attempt > 1
+            else "Started",
+            error=None,
+        )
+    except TransitionLost:
+        log.info("task %s was %s before it started; not running it", task.id, task.status)
+        return None
+
     try:
         result = task_type.func(TaskContext(task), **params)
-    except TaskError as exc:
-        _fail(task, str(exc))
+    except TaskCancelled:
+        db.session.rollback()
+        discard_results(task)
+        with contextlib.suppress(TransitionLost):
+            report(task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None)
+        return None
+    except Exception as exc:
+        db.session.rollback()
+        discard_results(task)
+        # The worker's failure handler decides between retry and failure; it reads this message.
+        job.meta["error"] = _user_message(exc, task_type.timeout)
+        job.save_meta()
         raise
-    except Exception:
-        # The traceback goes to the worker log and RQ's failed registry; the user gets a plain message.
-        _fail(task, "The task failed because of an internal error.")
-        raise
-    report(task, status=TaskStatus.SUCCEEDED, message="Done", result=result)
+
+    expires = utcnow() + timedelta(seconds=current_app.config["RESULT_TTL"]) if task.result_file else None
+    report(task, status=TaskStatus.SUCCEEDED, message="Done", result=result, result_expires_at=expires)
     return result
 
 
-def _fail(task: Task, error: str) -> None:
-    db.session.rollback()
-    report(task, status=TaskStatus.FAILED, message="Failed", error=error)
+def _user_message(exc: BaseException, timeout: int) -> str:
+    if isinstance(exc, JobTimeoutException):
+        return f"The task timed out after {timeout} seconds."
+    if isinstance(exc, TaskError):
+        return str(exc)
+    return INTERNAL_ERROR

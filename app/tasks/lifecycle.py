@@ -1,0 +1,100 @@
+"""Ending a task that did not finish on its own: failed, retried, cancelled or lost.
+
+Called from the worker's failure handler, from the watchdog and from the cancel
+endpoint; every path ends in one persisted, pushed event.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+
+from app.broker import SERIALIZER
+from app.extensions import broker, db
+from app.models import Task, utcnow
+from app.progress import TransitionLost, report
+from app.sansio.status import TaskStatus
+from app.tasks.runtime import discard_results
+
+log = logging.getLogger(__name__)
+
+WORKER_LOST = "The worker running this task stopped unexpectedly."
+CANCEL_REQUEST_TTL = 24 * 3600
+
+
+def job_ended_badly(
+    task_id: str, *, stopped: bool, retry_in: int | None, error: str | None, traceback: str | None
+) -> None:
+    """Map RQ's verdict on a job that raised, was killed or was stopped onto its task."""
+    task = db.session.get(Task, task_id)
+    if task is None or TaskStatus(task.status).finished:
+        return
+    try:
+        if stopped:
+            report(task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None)
+        elif retry_in is not None:
+            report(
+                task,
+                status=TaskStatus.QUEUED,
+                step=0,
+                total=0,
+                message=_retry_message(task, error or WORKER_LOST, retry_in),
+                attempt=task.attempt + 1,
+                traceback=traceback,
+                result_file=None,
+            )
+        else:
+            report(
+                task,
+                status=TaskStatus.FAILED,
+                message="Failed",
+                error=error or WORKER_LOST,
+                traceback=traceback,
+                result_file=None,
+            )
+    except TransitionLost:
+        # Another process ended it first (it may well have succeeded): leave its results alone.
+        log.info("task %s already moved on to %s", task.id, task.status)
+        return
+    discard_results(task)
+
+
+def _retry_message(task: Task, error: str, retry_in: int) -> str:
+    wait = f" in {retry_in} s" if retry_in else ""
+    return f"Attempt {task.attempt} of {task.max_attempts} failed: {error} Retrying{wait}."
+
+
+class NotCancellable(Exception):
+    pass
+
+
+def request_cancel(task: Task) -> bool:
+    """Cancel a task; ``True`` if it ended at once, ``False`` if a running job was asked to stop."""
+    if TaskStatus(task.status).finished:
+        raise NotCancellable(f"task is already {task.status}")
+    if task.status == TaskStatus.QUEUED:
+        try:
+            report(task, status=TaskStatus.CANCELLED, message="Cancelled before it started")
+        except TransitionLost:
+            pass  # a worker took it a moment ago: cancel it as a running task below
+        else:
+            _cancel_job(task.id)
+            return True
+        if TaskStatus(task.status).finished:
+            raise NotCancellable(f"task is already {task.status}")
+    # The job sees this flag at its next progress report or sleep; the watchdog stops it
+    # outright if it has not ended within CANCEL_GRACE.
+    broker.redis.set(broker.keys.cancel(task.id), "1", ex=CANCEL_REQUEST_TTL)
+    if task.cancel_requested_at is None:
+        task.cancel_requested_at = utcnow()
+        db.session.commit()
+    return False
+
+
+def _cancel_job(task_id: str) -> None:
+    try:
+        Job.fetch(task_id, connection=broker.redis, serializer=SERIALIZER).cancel()
+    except (NoSuchJobError, InvalidJobOperation):
+        pass  # already gone, or started: run_task will find the task cancelled and skip it

@@ -1,0 +1,137 @@
+"""The watchdog: ends tasks that nobody else will end. One tick every WATCHDOG_INTERVAL.
+
+Runs as a background task in each web process; a short Redis lock lets one node act
+per tick. It looks at the database for the few unfinished tasks, never per event.
+
+- A running task whose worker stopped renewing its lease (the worker was killed or its
+  machine lost) is retried per its type's policy, or ends failed.
+- A queued task whose job vanished from Redis (Redis restarted) ends failed.
+- A running task asked to cancel that has not stopped within CANCEL_GRACE is stopped
+  by RQ (its work horse is killed; the worker then records it cancelled).
+- Result files past RESULT_TTL are deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+from flask_socketio import SocketIO
+from redis.exceptions import RedisError
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.broker import SERIALIZER
+from app.extensions import broker, db
+from app.models import Task, utcnow
+from app.sansio.status import TaskStatus
+from app.tasks.lifecycle import WORKER_LOST, job_ended_badly
+
+log = logging.getLogger(__name__)
+
+QUEUE_LOST = "The task was lost from the queue (was Redis restarted?)."
+
+
+class Watchdog:
+    def __init__(self, app: Flask, socketio: SocketIO) -> None:
+        self._app = app
+        self._socketio = socketio
+        self._node = uuid.uuid4().hex
+        self._started = False
+        self._stopping = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._socketio.start_background_task(self._run)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _run(self) -> None:
+        interval = self._app.config["WATCHDOG_INTERVAL"]
+        while not self._stopping:
+            try:
+                with self._app.app_context():
+                    self.tick()
+            except (RedisError, SQLAlchemyError, OSError):
+                log.exception("watchdog tick failed; trying again in %s s", interval)
+            self._socketio.sleep(interval)
+
+    def tick(self) -> None:
+        interval_ms = int(self._app.config["WATCHDOG_INTERVAL"] * 1000)
+        if not broker.redis.set(broker.keys.watchdog, self._node, nx=True, px=max(interval_ms - 100, 100)):
+            return
+        unfinished = list(db.session.scalars(select(Task).where(Task.status.in_(TaskStatus.unfinished()))))
+        for task in unfinished:
+            if task.status == TaskStatus.RUNNING:
+                self._check_running(task)
+            else:
+                self._check_queued(task)
+        self._expire_results()
+
+    def _check_running(self, task: Task) -> None:
+        config = self._app.config
+        now = utcnow()
+        if task.started_at and now - task.started_at < timedelta(seconds=config["WORKER_LOST_AFTER"]):
+            return
+        if not broker.redis.exists(broker.keys.lease(task.id)):
+            self._worker_lost(task)
+            return
+        grace = timedelta(seconds=config["CANCEL_GRACE"])
+        if task.cancel_requested_at and now - task.cancel_requested_at > grace:
+            with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
+                send_stop_job_command(broker.redis, task.id, serializer=SERIALIZER)
+
+    def _worker_lost(self, task: Task) -> None:
+        log.warning("task %s: its worker stopped renewing the lease", task.id)
+        retry_in = None
+        try:
+            job = Job.fetch(task.id, connection=broker.redis, serializer=SERIALIZER)
+        except NoSuchJobError:
+            job = None
+        if job is not None and job.get_status() == JobStatus.STARTED:
+            queue = broker.queue
+            with broker.redis.pipeline() as pipe:
+                queue.started_job_registry.remove_executions(job, pipeline=pipe)
+                if job.should_retry and task.cancel_requested_at is None:
+                    retry_in = job.get_retry_interval()
+                    job.retry(queue, pipe)
+                else:
+                    job.set_status(JobStatus.FAILED, pipeline=pipe)
+                    queue.failed_job_registry.add(job, exc_string=WORKER_LOST, pipeline=pipe)
+                pipe.execute()
+        # A task its owner was cancelling ends cancelled, whatever took its worker down.
+        stopped = task.cancel_requested_at is not None
+        job_ended_badly(
+            task.id,
+            stopped=stopped,
+            retry_in=None if stopped else retry_in,
+            error=WORKER_LOST,
+            traceback=None,
+        )
+
+    def _check_queued(self, task: Task) -> None:
+        # A task row commits a moment before its job is enqueued; leave young ones alone.
+        if utcnow() - task.created_at < timedelta(seconds=self._app.config["WORKER_LOST_AFTER"]):
+            return
+        if not Job.exists(task.id, connection=broker.redis):
+            job_ended_badly(task.id, stopped=False, retry_in=None, error=QUEUE_LOST, traceback=None)
+
+    def _expire_results(self) -> None:
+        results_dir = Path(self._app.config["RESULTS_DIR"])
+        expired = db.session.scalars(
+            select(Task).where(Task.result_file.is_not(None), Task.result_expires_at < utcnow())
+        )
+        for task in expired:
+            shutil.rmtree(results_dir / task.id, ignore_errors=True)
+            task.result_file = None
+        db.session.commit()
