@@ -2,8 +2,8 @@ from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
-def error_response(status: int, message: str) -> Response:
-    response = jsonify({"error": message})
+def error_response(status: int, message: str, **details: object) -> Response:
+    response = jsonify({"error": message, **details})
     response.status_code = status
     return response
 

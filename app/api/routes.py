@@ -7,10 +7,11 @@ from werkzeug.exceptions import HTTPException
 from app.api.auth import token_required
 from app.api.errors import error_response, handle_http_error
 from app.extensions import db
-from app.models import Task, User
+from app.models import User
 from app.sansio.params import ParamError
+from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
-from app.tasks.launcher import QueueUnavailable, UnknownTaskType, start_task
+from app.tasks.launcher import QueueUnavailable, TaskLimit, TooManyTasks, UnknownTaskType, start_task
 
 bp = Blueprint("api", __name__)
 bp.app_errorhandler(HTTPException)(handle_http_error)
@@ -104,6 +105,10 @@ def create_task() -> tuple[Response, int] | Response:
         return error_response(400, f"unknown task type {name!r}")
     except ParamError as exc:
         return error_response(400, f"{exc.field} {exc.reason}")
+    except TooManyTasks as exc:
+        return error_response(429, str(exc))
+    except TaskLimit as exc:
+        return error_response(409, str(exc), running_task_id=exc.running.id if exc.running else None)
     except QueueUnavailable:
         return error_response(503, "the task queue is unavailable")
     response = jsonify(task.to_dict())
@@ -114,17 +119,26 @@ def create_task() -> tuple[Response, int] | Response:
 @bp.route("/tasks", methods=["GET"])
 @token_required
 def list_tasks() -> Response:
-    tasks = db.session.scalars(
-        select(Task).where(Task.user_id == g.api_user.id).order_by(Task.created_at.desc()).limit(100)
-    )
-    return jsonify([t.to_dict() for t in tasks])
+    return jsonify([t.to_dict() for t in recent_tasks(g.api_user.id, limit=100)])
 
 
 @bp.route("/tasks/<task_id>", methods=["GET"])
 @token_required
 def get_task(task_id: str) -> Response:
-    task = db.session.get(Task, task_id)
-    # Another user's task is indistinguishable from a missing one.
-    if task is None or task.user_id != g.api_user.id:
-        return error_response(404, "task not found")
-    return jsonify(task.to_dict())
+    task = owned_task(task_id, g.api_user.id)
+    # The traceback is the owner's to read, over the API; it is never pushed over the socket.
+    return jsonify({**task.to_dict(), "traceback": task.traceback})
+
+
+@bp.route("/tasks/<task_id>/cancel", methods=["POST"])
+@token_required
+def cancel_task(task_id: str) -> tuple[Response, int]:
+    task = owned_task(task_id, g.api_user.id)
+    ended = cancel(task)
+    return jsonify(task.to_dict()), 200 if ended else 202
+
+
+@bp.route("/tasks/<task_id>/result", methods=["GET"])
+@token_required
+def task_result(task_id: str) -> Response:
+    return result_download(owned_task(task_id, g.api_user.id))

@@ -1,13 +1,19 @@
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from app.auth.forms import LogoutForm
+from app.progress import payload
 from app.sansio.params import ParamError
+from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
-from app.tasks.launcher import QueueUnavailable, UnknownTaskType, start_task
+from app.tasks.launcher import QueueUnavailable, TaskLimit, UnknownTaskType, start_task
 
 bp = Blueprint("main", __name__)
+
+RECENT_ON_INDEX = 10
+HISTORY_LIMIT = 500
 
 
 @bp.app_context_processor
@@ -15,36 +21,66 @@ def inject_logout_form() -> dict[str, LogoutForm]:
     return {"logout_form": LogoutForm()}
 
 
+def _wants_json() -> bool:
+    # The page's script asks for JSON; a plain form post (no script) gets a redirect and a flash.
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _answer(error: str | None, status: int, body: dict | None = None) -> Response | tuple[Response, int]:
+    if _wants_json():
+        return jsonify(body if error is None else {"error": error}), status
+    if error is not None:
+        flash(error)
+    return redirect(request.referrer or url_for("main.index"))
+
+
 @bp.route("/")
 @login_required
 def index() -> str:
-    return render_template("main/index.html", task_types=CATALOGUE.values())
+    tasks = [payload(t) for t in recent_tasks(current_user.id, RECENT_ON_INDEX)]
+    return render_template("main/index.html", task_types=CATALOGUE.values(), tasks=tasks)
+
+
+@bp.route("/tasks")
+@login_required
+def history() -> str:
+    tasks = [payload(t) for t in recent_tasks(current_user.id, HISTORY_LIMIT)]
+    return render_template("main/history.html", tasks=tasks)
 
 
 @bp.route("/tasks", methods=["POST"])
 @login_required
 def create_task() -> Response | tuple[Response, int]:
-    """Start a task from the page. Scripts on the page ask for JSON; a plain form post is redirected."""
-    wants_json = request.accept_mimetypes.best == "application/json"
     form = request.form.to_dict()
     form.pop("csrf_token", None)
     name = form.pop("name", "")
     try:
         task = start_task(current_user, name, form)
     except UnknownTaskType:
-        error, status = f"Unknown task type {name!r}.", 400
+        return _answer(f"Unknown task type {name!r}.", 400)
     except ParamError as exc:
-        error, status = f"{exc.field} {exc.reason}.", 400
+        return _answer(f"{exc.field} {exc.reason}.", 400)
+    except TaskLimit as exc:
+        return _answer(str(exc), 409)
     except QueueUnavailable:
-        error, status = "The task queue is unavailable; please try again later.", 503
-    else:
-        if wants_json:
-            return jsonify(task.to_dict()), 202
-        return redirect(url_for("main.index"))
-    if wants_json:
-        return jsonify({"error": error}), status
-    flash(error)
-    return redirect(url_for("main.index"))
+        return _answer("The task queue is unavailable; please try again later.", 503)
+    return _answer(None, 202, task.to_dict())
+
+
+@bp.route("/tasks/<task_id>/cancel", methods=["POST"])
+@login_required
+def cancel_task(task_id: str) -> Response | tuple[Response, int]:
+    try:
+        ended = cancel(owned_task(task_id, current_user.id))
+    except HTTPException as exc:
+        return _answer(exc.description, exc.code or 400)
+    return _answer(None, 200 if ended else 202, {"id": task_id, "cancelled": ended})
+
+
+@bp.route("/tasks/<task_id>/result")
+@login_required
+def task_result(task_id: str) -> Response:
+    return result_download(owned_task(task_id, current_user.id))
 
 
 @bp.route("/healthz")

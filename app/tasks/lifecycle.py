@@ -6,6 +6,7 @@ endpoint; every path ends in one persisted, pushed event.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -94,7 +95,6 @@ def request_cancel(task: Task) -> bool:
 
 
 def _cancel_job(task_id: str) -> None:
-    try:
+    # Already gone, or started: either way run_task finds the task cancelled and skips it.
+    with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
         Job.fetch(task_id, connection=broker.redis, serializer=SERIALIZER).cancel()
-    except (NoSuchJobError, InvalidJobOperation):
-        pass  # already gone, or started: run_task will find the task cancelled and skip it

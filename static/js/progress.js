@@ -1,12 +1,16 @@
-// Live task progress bars over Socket.IO. Include socket.io.min.js first, then call
-// TaskProgress.mount(listElement). The server pushes `task_progress` events to the
-// logged-in user's room; on (re)connect it sends the current state of unfinished tasks.
+// Live task progress over Socket.IO: a small module any page can include.
+//   <script src="/static/vendor/socket.io-4.8.4.min.js"></script>
+//   <script src="/static/js/progress.js"></script>
+//   TaskProgress.mount(listElement, {initial: [...events], cancelUrl: fn(id), resultUrl: fn(id)})
+// The server pushes `task_progress` events to the logged-in user's room; on every (re)connect
+// it first sends the current state of unfinished tasks. `seq` orders them: older ones are ignored.
 (function (global) {
   'use strict';
 
   var STATUS_TEXT = {
     queued: 'queued', running: 'running', succeeded: 'done', failed: 'failed', cancelled: 'cancelled'
   };
+  var FINISHED = { succeeded: true, failed: true, cancelled: true };
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -15,7 +19,33 @@
     return node;
   }
 
-  function createItem(event) {
+  function seconds(value) {
+    if (value === null || value === undefined) return '';
+    if (value < 60) return Math.round(value) + ' s';
+    var m = Math.floor(value / 60);
+    return m + ' min ' + Math.round(value - m * 60) + ' s';
+  }
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name=csrf-token]');
+    return meta ? meta.content : '';
+  }
+
+  function postJSON(url, body) {
+    return fetch(url, {
+      method: 'POST',
+      body: body,
+      headers: { Accept: 'application/json', 'X-CSRFToken': csrfToken() },
+      credentials: 'same-origin'
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (!response.ok) throw new Error(data.error || ('HTTP ' + response.status));
+        return data;
+      });
+    });
+  }
+
+  function createItem(event, options) {
     var item = el('li', 'task');
     item.dataset.taskId = event.task_id;
     var head = el('div', 'task-head');
@@ -29,23 +59,54 @@
     bar.setAttribute('aria-valuemax', '100');
     bar.setAttribute('aria-labelledby', title.id);
     bar.appendChild(el('div', 'progress-fill'));
+    var actions = el('div', 'task-actions');
+    var cancel = el('button', 'link task-cancel', 'Cancel');
+    cancel.type = 'button';
+    cancel.setAttribute('aria-label', 'Cancel ' + event.name);
+    cancel.addEventListener('click', function () {
+      cancel.disabled = true;
+      postJSON(options.cancelUrl(event.task_id)).catch(function (err) {
+        item.querySelector('.task-error').textContent = err.message;
+        cancel.disabled = false;
+      });
+    });
+    var download = el('a', 'task-result', 'Download result');
+    download.href = options.resultUrl(event.task_id);
+    actions.appendChild(cancel);
+    actions.appendChild(download);
     item.appendChild(head);
     item.appendChild(bar);
     item.appendChild(el('p', 'task-message'));
+    item.appendChild(el('p', 'task-meta'));
+    item.appendChild(el('p', 'task-error error'));
+    item.appendChild(actions);
     return item;
   }
 
   function render(item, event) {
     var pct = Math.max(0, Math.min(100, event.progress | 0));
+    var status = STATUS_TEXT[event.status] || event.status;
     var bar = item.querySelector('[role=progressbar]');
     bar.setAttribute('aria-valuenow', String(pct));
-    bar.setAttribute('aria-valuetext', pct + '% ' + (STATUS_TEXT[event.status] || event.status));
+    bar.setAttribute('aria-valuetext', pct + '% ' + status);
     bar.querySelector('.progress-fill').style.width = pct + '%';
     item.dataset.status = event.status;
-    item.querySelector('.task-status').textContent = pct + '% · ' + (STATUS_TEXT[event.status] || event.status);
-    var text = event.error || event.message || '';
+    item.querySelector('.task-status').textContent = pct + '% · ' + status;
+
+    var text = event.message || '';
     if (event.total) text = 'Step ' + event.step + '/' + event.total + (text ? ' — ' + text : '');
     item.querySelector('.task-message').textContent = text;
+
+    var meta = [];
+    if (event.max_attempts > 1) meta.push('attempt ' + event.attempt + ' of ' + event.max_attempts);
+    if (event.status === 'running' && event.rate) meta.push(event.rate.toFixed(1) + ' steps/s');
+    if (event.status === 'running' && event.eta !== null && event.eta !== undefined) meta.push(seconds(event.eta) + ' left');
+    if (FINISHED[event.status] && event.duration !== null) meta.push('took ' + seconds(event.duration));
+    item.querySelector('.task-meta').textContent = meta.join(' · ');
+    item.querySelector('.task-error').textContent = event.error || '';
+
+    item.querySelector('.task-cancel').hidden = !!FINISHED[event.status];
+    item.querySelector('.task-result').hidden = !(event.status === 'succeeded' && event.has_result_file);
   }
 
   function mount(list, options) {
@@ -53,27 +114,29 @@
     var root = list.closest('section') || document;
     var statusLine = root.querySelector('[data-connection-status]');
     var empty = root.querySelector('[data-empty]');
-    var lastSeq = {};  // task_id -> highest seq shown; a snapshot may repeat what was already live
+    var lastSeq = {};
 
     function setStatus(text) { if (statusLine) statusLine.textContent = text; }
 
-    function onProgress(event) {
+    function show(event, atEnd) {
       if (lastSeq[event.task_id] !== undefined && event.seq <= lastSeq[event.task_id]) return;
       lastSeq[event.task_id] = event.seq;
       var item = list.querySelector('[data-task-id="' + CSS.escape(event.task_id) + '"]');
       if (!item) {
-        item = createItem(event);
-        list.insertBefore(item, list.firstChild);
+        item = createItem(event, options);
+        if (atEnd) list.appendChild(item); else list.insertBefore(item, list.firstChild);
       }
       render(item, event);
       if (empty) empty.hidden = true;
     }
 
+    (options.initial || []).forEach(function (event) { show(event, true); });
+
     var socket = global.io(options.url, { transports: ['websocket', 'polling'] });
     socket.on('connect', function () { setStatus('Live'); });
     socket.on('disconnect', function () { setStatus('Reconnecting…'); });
     socket.on('connect_error', function (err) { setStatus('Not connected: ' + err.message); });
-    socket.on('task_progress', onProgress);
+    socket.on('task_progress', function (event) { show(event, false); });
 
     Array.prototype.forEach.call(document.querySelectorAll('[data-task-form]'), function (form) {
       form.addEventListener('submit', function (e) {
@@ -81,16 +144,8 @@
         var error = form.querySelector('[data-form-error]');
         var button = form.querySelector('button[type=submit]');
         button.disabled = true;
-        fetch(form.action, {
-          method: 'POST',
-          body: new FormData(form),
-          headers: { Accept: 'application/json' },
-          credentials: 'same-origin'
-        }).then(function (response) {
-          return response.json().then(function (body) {
-            if (!response.ok) throw new Error(body.error || ('HTTP ' + response.status));
-            error.hidden = true;
-          });
+        postJSON(form.action, new FormData(form)).then(function () {
+          error.hidden = true;
         }).catch(function (err) {
           error.textContent = err.message;
           error.hidden = false;
