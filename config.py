@@ -42,6 +42,20 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _timeouts(environ: Mapping[str, str]) -> dict[str, int]:
+    """``TASK_TIMEOUTS=export_posts=120,compute_primes=60``: per-type overrides, in seconds."""
+    result = {}
+    for item in filter(None, (part.strip() for part in environ.get("TASK_TIMEOUTS", "").split(","))):
+        name, _, seconds = item.partition("=")
+        try:
+            result[name.strip()] = int(seconds)
+        except ValueError:
+            raise ConfigError(f"TASK_TIMEOUTS entries must look like name=seconds, got {item!r}") from None
+        if result[name.strip()] <= 0:
+            raise ConfigError(f"TASK_TIMEOUTS must be positive, got {item!r}")
+    return result
+
+
 def async_mode(environ: Mapping[str, str] = os.environ) -> str:
     mode = environ.get("ASYNC_MODE", "eventlet")
     if mode not in ASYNC_MODES:
@@ -91,6 +105,7 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "WATCHDOG_INTERVAL": _int(environ, "WATCHDOG_INTERVAL", 2),
         "CANCEL_GRACE": _int(environ, "CANCEL_GRACE", 3),
         "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5),
+        "TASK_TIMEOUTS": _timeouts(environ),
         "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),
         "MAIL_PORT": _int(environ, "MAIL_PORT", 25),
         "MAIL_USE_TLS": _bool(environ, "MAIL_USE_TLS", False),

@@ -102,6 +102,14 @@ class Post(db.Model):
 
     author: Mapped[User] = relationship(back_populates="posts")
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "body": self.body,
+            "created_at": self.created_at.isoformat(),
+            "author": self.user_id,
+        }
+
 
 class Task(db.Model):
     """A background job as the user sees it; the primary key is the RQ job id."""

@@ -145,3 +145,14 @@ def test_errors_are_json(client):
     assert "error" in response.json
     response = client.put("/api/tasks")
     assert response.status_code == 405 and "error" in response.json
+
+
+def test_posts_are_written_and_listed_per_user(client):
+    alice, bob = token(client, "alice"), token(client, "bob")
+    response = client.post("/api/posts", json={"body": "  hello world "}, headers=bearer(alice))
+    assert response.status_code == 201 and response.json["body"] == "hello world"
+    assert [p["body"] for p in client.get("/api/posts", headers=bearer(alice)).json] == ["hello world"]
+    assert client.get("/api/posts", headers=bearer(bob)).json == []
+    for body, error in ((" ", "body is required"), ("x" * 281, "at most 280")):
+        response = client.post("/api/posts", json={"body": body}, headers=bearer(alice))
+        assert response.status_code == 400 and error in response.json["error"]

@@ -64,3 +64,22 @@ def test_cors_origins_are_opt_in():
     assert settings.from_env({})["SOCKETIO_CORS_ORIGINS"] == []
     config = settings.from_env({"CORS_ORIGINS": "https://a.example,https://b.example"})
     assert config["SOCKETIO_CORS_ORIGINS"] == ["https://a.example", "https://b.example"]
+
+
+def test_task_timeouts_override():
+    assert settings.from_env({})["TASK_TIMEOUTS"] == {}
+    config = settings.from_env({"TASK_TIMEOUTS": "export_posts=120, compute_primes=60"})
+    assert config["TASK_TIMEOUTS"] == {"export_posts": 120, "compute_primes": 60}
+    for bad in ("export_posts", "export_posts=soon", "export_posts=0"):
+        with pytest.raises(settings.ConfigError, match="TASK_TIMEOUTS"):
+            settings.from_env({"TASK_TIMEOUTS": bad})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("", False), ("true", True), ("0", False), ("yes", True)])
+def test_boolean_settings(raw, expected):
+    assert settings.from_env({"MAIL_USE_TLS": raw})["MAIL_USE_TLS"] is expected
+
+
+def test_boolean_settings_are_checked():
+    with pytest.raises(settings.ConfigError, match="MAIL_USE_TLS"):
+        settings.from_env({"MAIL_USE_TLS": "maybe"})

@@ -11,6 +11,7 @@ from app.sansio.params import Param
 from app.tasks import catalogue
 from app.tasks.launcher import start_task
 from app.tasks.runtime import TaskError
+from app.tasks.types import TaskType
 from tests.conftest import make_user
 from worker.app_worker import AppWorker
 
@@ -67,7 +68,7 @@ def _fails(ctx, kind: int):
 
 @pytest.fixture
 def failing_type(monkeypatch):
-    failing = catalogue.TaskType(
+    failing = TaskType(
         name="fails",
         title="Fails",
         description="",

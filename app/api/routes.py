@@ -8,6 +8,7 @@ from app.api.auth import token_required
 from app.api.errors import error_response, handle_http_error
 from app.extensions import db
 from app.models import User
+from app.posts import PostInvalid, user_posts, write_post
 from app.sansio.params import ParamError
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
@@ -84,6 +85,23 @@ def revoke_token() -> tuple[str, int]:
     g.api_user.revoke_token()
     db.session.commit()
     return "", 204
+
+
+@bp.route("/posts", methods=["POST"])
+@token_required
+def create_post() -> tuple[Response, int]:
+    body = _json_body().get("body")
+    try:
+        post = write_post(g.api_user, body)
+    except PostInvalid as exc:
+        raise _BadRequest(str(exc)) from None
+    return jsonify(post.to_dict()), 201
+
+
+@bp.route("/posts", methods=["GET"])
+@token_required
+def list_posts() -> Response:
+    return jsonify([p.to_dict() for p in user_posts(g.api_user.id)])
 
 
 @bp.route("/task-types", methods=["GET"])

@@ -4,6 +4,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from app.auth.forms import LogoutForm
+from app.posts import PostInvalid, user_posts, write_post
 from app.progress import payload
 from app.sansio.params import ParamError
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
@@ -38,7 +39,18 @@ def _answer(error: str | None, status: int, body: dict | None = None) -> Respons
 @login_required
 def index() -> str:
     tasks = [payload(t) for t in recent_tasks(current_user.id, RECENT_ON_INDEX)]
-    return render_template("main/index.html", task_types=CATALOGUE.values(), tasks=tasks)
+    posts = user_posts(current_user.id, RECENT_ON_INDEX)
+    return render_template("main/index.html", task_types=CATALOGUE.values(), tasks=tasks, posts=posts)
+
+
+@bp.route("/posts", methods=["POST"])
+@login_required
+def create_post() -> Response:
+    try:
+        write_post(current_user, request.form.get("body"))
+    except PostInvalid as exc:
+        flash(f"Your post was not saved: {exc}.")
+    return redirect(url_for("main.index"))
 
 
 @bp.route("/tasks")

@@ -1,48 +1,56 @@
-"""Every task a user can start, with its parameters and limits, declared in one place."""
+"""Every task a user can start, with its parameters and limits, declared in one place.
+
+The API (``GET /api/task-types``), parameter validation and the page's start forms all
+read this. A task function takes a ``TaskContext`` and its parameters as keywords, and
+returns a JSON-serialisable result.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
 from app.sansio.params import Param
-from app.tasks import demo
-
-
-@dataclass(frozen=True, slots=True)
-class TaskType:
-    name: str
-    title: str
-    description: str
-    func: Callable[..., Any]
-    params: tuple[Param, ...]
-    # Seconds the job may run before it is stopped and ends "timed out".
-    timeout: int
-    # Seconds to wait before each retry after a failure; empty means no retry.
-    retry_intervals: tuple[int, ...] = ()
-    # How many tasks of this type one user may have queued or running at once.
-    concurrent_per_user: int = 1
-
-    @property
-    def max_attempts(self) -> int:
-        return len(self.retry_intervals) + 1
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "description": self.description,
-            "params": [p.describe() for p in self.params],
-            "timeout": self.timeout,
-            "max_attempts": self.max_attempts,
-            "concurrent_per_user": self.concurrent_per_user,
-        }
-
+from app.tasks import demo, emails, export, primes, search
+from app.tasks.types import TaskType
 
 CATALOGUE: dict[str, TaskType] = {
     t.name: t
     for t in (
+        TaskType(
+            name="export_posts",
+            title="Export my posts",
+            description="Writes all your posts as JSON and CSV into a zip file to download.",
+            func=export.export_posts,
+            params=(),
+            timeout=10 * 60,
+        ),
+        TaskType(
+            name="reindex_search",
+            title="Rebuild the search index",
+            description="Rebuilds the full-text index that the search page uses, over all posts.",
+            func=search.reindex_search,
+            params=(),
+            timeout=30 * 60,
+        ),
+        TaskType(
+            name="send_batch_emails",
+            title="E-mail a digest",
+            description="E-mails a digest of recent posts to the users you name (or to everyone).",
+            func=emails.send_batch_emails,
+            params=(
+                Param("recipients", list, default=[], minimum=0, maximum=100, help="Usernames"),
+                Param("days", int, default=7, minimum=1, maximum=30, help="Days of posts"),
+            ),
+            timeout=15 * 60,
+            # Retried only when the mail server cannot be reached at all.
+            retry_intervals=(3, 15),
+        ),
+        TaskType(
+            name="compute_primes",
+            title="Count primes",
+            description="Counts the primes below a limit with a segmented sieve.",
+            func=primes.compute_primes,
+            params=(Param("limit", int, default=5_000_000, minimum=10, maximum=100_000_000, help="Below"),),
+            timeout=10 * 60,
+        ),
         TaskType(
             name="example_long_task",
             title="Demo: count steps",

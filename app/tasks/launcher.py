@@ -44,6 +44,7 @@ def start_task(user: User, name: str, raw_params: Any) -> Task:
     if task_type is None:
         raise UnknownTaskType(name)
     params = validate(task_type.params, raw_params)
+    timeout = current_app.config["TASK_TIMEOUTS"].get(name, task_type.timeout)
     _check_limits(user, name, task_type.concurrent_per_user)
 
     task = Task(
@@ -65,7 +66,7 @@ def start_task(user: User, name: str, raw_params: Any) -> Task:
             name,
             params,
             job_id=task.id,
-            job_timeout=task_type.timeout,
+            job_timeout=timeout,
             retry=retry,
             description=f"{name} for user {user.id}",
         )

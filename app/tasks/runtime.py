@@ -118,7 +118,7 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
         db.session.rollback()
         discard_results(task)
         # The worker's failure handler decides between retry and failure; it reads this message.
-        job.meta["error"] = _user_message(exc, task_type.timeout)
+        job.meta["error"] = _user_message(exc, job.timeout)
         job.save_meta()
         raise
 
@@ -127,7 +127,7 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
     return result
 
 
-def _user_message(exc: BaseException, timeout: int) -> str:
+def _user_message(exc: BaseException, timeout: int | None) -> str:
     if isinstance(exc, JobTimeoutException):
         return f"The task timed out after {timeout} seconds."
     if isinstance(exc, TaskError):

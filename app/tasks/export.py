@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.tasks.runtime import TaskContext
+
+
+def export_posts(ctx: TaskContext, **params: Any) -> Any:
+    raise NotImplementedError("being written")
