@@ -81,9 +81,11 @@ class Watchdog:
     def _check_running(self, task: Task) -> None:
         config = self._app.config
         now = utcnow()
-        if task.started_at and now - task.started_at < timedelta(seconds=config["WORKER_LOST_AFTER"]):
-            return
-        if not broker.redis.exists(broker.keys.lease(task.id)):
+        # A lease is taken just before the job starts; give a young task one lease period.
+        settled = task.started_at is None or now - task.started_at >= timedelta(
+            seconds=config["WORKER_LOST_AFTER"]
+        )
+        if settled and not broker.redis.exists(broker.keys.lease(task.id)):
             self._worker_lost(task)
             return
         grace = timedelta(seconds=config["CANCEL_GRACE"])

@@ -68,6 +68,20 @@ class Process:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def descendants(self) -> list[int]:
+        """Children, grandchildren, ...: an RQ work horse runs in a process group of its own."""
+        found, frontier = [], [self.pid]
+        while frontier:
+            out = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            frontier = [int(pid) for pid in out.stdout.split()]
+            found += frontier
+        return found
+
     def signal(self, sig: int) -> None:
         if self.alive():
             os.killpg(self.pid, sig)

@@ -1,18 +1,25 @@
 """The job lifecycle in a real RQ work horse (forked by our worker class), against real Redis."""
 
+import threading
+import time
+from datetime import timedelta
+
 import pytest
 from rq import Queue
 from sqlalchemy import select
 
 from app.broker import SERIALIZER
-from app.extensions import db
-from app.models import Notification, Task
+from app.extensions import db, socketio
+from app.models import Notification, Task, utcnow
 from app.sansio.params import Param
 from app.tasks import catalogue
 from app.tasks.launcher import start_task
+from app.tasks.lifecycle import request_cancel
 from app.tasks.runtime import TaskError
 from app.tasks.types import TaskType
+from app.watchdog import Watchdog
 from tests.conftest import make_user
+from tests.support import wait_for
 from worker.app_worker import AppWorker
 
 
@@ -95,3 +102,40 @@ def test_a_failing_task_ends_failed_with_a_message_for_the_user(app, redis, kind
         assert db.session.get(Task, task_id).status == "failed"
     registry = Queue(app.config["TASK_QUEUE"], connection=redis).failed_job_registry
     assert registry.get_job_ids() == [task_id]
+
+
+def _stubborn(ctx):
+    # Never reports, never checks for cancellation: only a hard stop ends it.
+    time.sleep(60)
+
+
+def test_a_task_that_ignores_cancel_is_stopped_by_the_watchdog(app, redis, monkeypatch):
+    stubborn = TaskType(name="stubborn", title="", description="", func=_stubborn, params=(), timeout=120)
+    monkeypatch.setitem(catalogue.CATALOGUE, "stubborn", stubborn)
+    task_id, user_id = start(app, "stubborn")
+    watchdog = Watchdog(app, socketio)
+
+    def cancel_when_running():
+        with app.app_context():
+            wait_for(lambda: _status(task_id) == "running", 10, "the task to start")
+            request_cancel(db.session.get(Task, task_id))
+            # Pretend the grace period has passed rather than wait it out.
+            db.session.get(Task, task_id).cancel_requested_at = utcnow() - timedelta(minutes=1)
+            db.session.commit()
+            wait_for(lambda: watchdog.tick() or _status(task_id) == "cancelled", 10, "the hard stop")
+
+    helper = threading.Thread(target=cancel_when_running)
+    helper.start()
+    started = time.monotonic()
+    run_worker(app, redis)  # returns once the stopped job is handled (burst mode)
+    helper.join(15)
+    assert time.monotonic() - started < 20
+    assert [e["status"] for e in history(app, user_id)][-1] == "cancelled"
+    with app.app_context():
+        db.session.expire_all()
+        assert db.session.get(Task, task_id).status == "cancelled"
+
+
+def _status(task_id):
+    db.session.expire_all()
+    return db.session.get(Task, task_id).status

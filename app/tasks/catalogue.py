@@ -48,7 +48,9 @@ CATALOGUE: dict[str, TaskType] = {
             title="Count primes",
             description="Counts the primes below a limit with a segmented sieve.",
             func=primes.compute_primes,
-            params=(Param("limit", int, default=5_000_000, minimum=10, maximum=100_000_000, help="Below"),),
+            params=(
+                Param("limit", int, default=200_000_000, minimum=10, maximum=3_000_000_000, help="Below"),
+            ),
             timeout=10 * 60,
         ),
         TaskType(

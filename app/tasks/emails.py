@@ -1,10 +1,155 @@
+"""The digest e-mail: recent posts by everyone, one message per recipient over one SMTP connection."""
+
 from __future__ import annotations
 
+import html
+import smtplib
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from app.extensions import db
+from app.mail import Mailer, MailServerUnavailable, MailSettings, build_message
+from app.models import Post, User, utcnow
 
 if TYPE_CHECKING:
     from app.tasks.runtime import TaskContext
 
+# A digest is a glance at what happened, not an archive.
+MAX_POSTS = 50
+UNKNOWN_USER = "no such user"
 
-def send_batch_emails(ctx: TaskContext, **params: Any) -> Any:
-    raise NotImplementedError("being written")
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    author: str
+    written: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    username: str
+    email: str
+
+
+# Plain values, not ORM objects: every progress report commits, which would expire them and
+# reload each post once per message.
+@dataclass(frozen=True, slots=True)
+class Digest:
+    subject: str
+    entries: list[Entry]
+    more: bool
+    days: int
+
+    def message(self, sender: str, to: Recipient) -> EmailMessage:
+        return build_message(sender, to.email, self.subject, self.text(to.username), self.html(to.username))
+
+    def text(self, username: str) -> str:
+        lines = [f"Hi {username},", "", self._summary(), ""]
+        for e in self.entries:
+            lines += [f"{e.author} at {e.written}:", e.body, ""]
+        if self.more:
+            lines.append(f"Only the newest {MAX_POSTS} posts are shown.")
+        return "\n".join(lines)
+
+    def html(self, username: str) -> str:
+        items = "".join(
+            f"<li><strong>{html.escape(e.author)}</strong> <small>{e.written}</small><br>{html.escape(e.body)}</li>"
+            for e in self.entries
+        )
+        more = f"<p>Only the newest {MAX_POSTS} posts are shown.</p>" if self.more else ""
+        return (
+            f"<p>Hi {html.escape(username)},</p><p>{html.escape(self._summary())}</p>"
+            f"{f'<ul>{items}</ul>' if items else ''}{more}"
+        )
+
+    def _summary(self) -> str:
+        period = "day" if self.days == 1 else f"{self.days} days"
+        if not self.entries:
+            return f"Nobody posted in the last {period}."
+        return f"Posts from the last {period}, newest first:"
+
+
+def build_digest(days: int) -> Digest:
+    posts = list(
+        db.session.scalars(
+            select(Post)
+            .options(joinedload(Post.author))
+            .where(Post.created_at >= utcnow() - timedelta(days=days))
+            .order_by(Post.created_at.desc(), Post.id.desc())
+            .limit(MAX_POSTS + 1)
+        )
+    )
+    entries = [
+        Entry(p.author.username, f"{p.created_at:%Y-%m-%d %H:%M} UTC", p.body) for p in posts[:MAX_POSTS]
+    ]
+    noun = "post" if len(entries) == 1 else "posts"
+    return Digest(f"Microblog digest: {len(entries)} new {noun}", entries, len(posts) > MAX_POSTS, days)
+
+
+def resolve_recipients(usernames: list[str]) -> tuple[list[Recipient], list[str]]:
+    """Whom to write to, in the order named (everyone when none are named), and the unknown names."""
+    query = select(User.username, User.email)
+    if not usernames:
+        return [Recipient(*row) for row in db.session.execute(query.order_by(User.id))], []
+    found = {
+        row.username: Recipient(*row) for row in db.session.execute(query.where(User.username.in_(usernames)))
+    }
+    return [found[n] for n in usernames if n in found], [n for n in usernames if n not in found]
+
+
+def _refusal(exc: smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, reply = next(iter(exc.recipients.values()))
+    else:
+        code, reply = exc.smtp_code, exc.smtp_error
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    return f"{code} {text}"
+
+
+def send_batch_emails(ctx: TaskContext, recipients: list[str], days: int) -> dict[str, Any]:
+    # runtime imports the catalogue, which imports this module: TaskError can only be had at call time.
+    from app.tasks.runtime import TaskError
+
+    settings = MailSettings.from_config(current_app.config)
+    to, unknown = resolve_recipients(recipients)
+    # Failures are reported by username: the task's owner is not entitled to other users' addresses.
+    failed = [{"recipient": name, "error": UNKNOWN_USER} for name in unknown]
+    digest = build_digest(days)
+    total = len(to)
+    ctx.report(0, total, f"Sent 0 of {total}")
+    if not to:
+        return {"sent": 0, "failed": failed, "posts": len(digest.posts)}
+
+    mailer = Mailer(settings)
+    try:
+        mailer.open()
+    except MailServerUnavailable as exc:
+        raise TaskError(f"The mail server at {settings.address} could not be reached.") from exc
+    sent = 0
+    try:
+        for i, recipient in enumerate(to, start=1):
+            try:
+                mailer.send(digest.message(settings.sender, recipient))
+                sent += 1
+            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+                failed.append({"recipient": recipient.username, "error": _refusal(exc)})
+            ctx.report(i, total, f"Sent {i} of {total}")
+    except MailServerUnavailable as exc:
+        raise TaskError(
+            f"The connection to the mail server at {settings.address} was lost "
+            f"after {sent} of {total} messages were sent."
+        ) from exc
+    except smtplib.SMTPSenderRefused as exc:
+        raise TaskError(
+            f"The mail server at {settings.address} refused the sender {settings.sender}."
+        ) from exc
+    finally:
+        mailer.close()
+    return {"sent": sent, "failed": failed, "posts": len(digest.posts)}

@@ -85,6 +85,12 @@ class LiveStack:
 
 
 @pytest.fixture
+def live_stack_env() -> dict[str, str]:
+    """Extra environment for the stack's processes: override this fixture in a test module."""
+    return {}
+
+
+@pytest.fixture
 def live_stack(
     request: pytest.FixtureRequest,
     tmp_path: Path,
@@ -92,6 +98,7 @@ def live_stack(
     redis: Redis,
     redis_url: str,
     unique: str,
+    live_stack_env: dict[str, str],
 ) -> Iterator[LiveStack]:
     port = free_port()
     env = {
@@ -105,6 +112,8 @@ def live_stack(
         "PYTHONUNBUFFERED": "1",
         "FLASK_APP": "app",
         "ASYNC_MODE": getattr(request, "param", "eventlet"),
+        "RESULTS_DIR": str(tmp_path / "results"),
+        **live_stack_env,
     }
     subprocess.run(
         [sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
