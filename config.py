@@ -31,6 +31,19 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {raw!r}")
+    return value
+
+
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raw = environ.get(name, "").strip().lower()
     if raw == "":
@@ -104,6 +117,7 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "WORKER_LOST_AFTER": _int(environ, "WORKER_LOST_AFTER", 15),
         "WATCHDOG_INTERVAL": _int(environ, "WATCHDOG_INTERVAL", 2),
         "CANCEL_GRACE": _int(environ, "CANCEL_GRACE", 3),
+        "PROGRESS_MIN_INTERVAL": _float(environ, "PROGRESS_MIN_INTERVAL", 0.05),
         "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5),
         "TASK_TIMEOUTS": _timeouts(environ),
         "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),

@@ -133,7 +133,11 @@ class Watchdog:
         expired = db.session.scalars(
             select(Task).where(Task.result_file.is_not(None), Task.result_expires_at < utcnow())
         )
+        gone = []
         for task in expired:
-            shutil.rmtree(results_dir / task.id, ignore_errors=True)
             task.result_file = None
+            gone.append(task.id)
+        # The rows stop offering the files before the files go, never the other way round.
         db.session.commit()
+        for task_id in gone:
+            shutil.rmtree(results_dir / task_id, ignore_errors=True)

@@ -55,7 +55,9 @@ def unique() -> str:
 
 
 @pytest.fixture
-def app_config(database_url: str, redis: Redis, redis_url: str, unique: str) -> dict[str, Any]:
+def app_config(
+    database_url: str, redis: Redis, redis_url: str, unique: str, tmp_path: Path
+) -> dict[str, Any]:
     config = settings.from_env(
         {
             "DATABASE_URL": database_url,
@@ -63,6 +65,9 @@ def app_config(database_url: str, redis: Redis, redis_url: str, unique: str) -> 
             "TASK_QUEUE": unique,
             "PROGRESS_CHANNEL": unique,
             "ASYNC_MODE": "threading",
+            "RESULTS_DIR": str(tmp_path / "results"),
+            # Tests that count events want every one of them; coalescing has its own tests.
+            "PROGRESS_MIN_INTERVAL": "0",
         }
     )
     config["TESTING"] = True

@@ -139,3 +139,18 @@ def test_a_task_that_ignores_cancel_is_stopped_by_the_watchdog(app, redis, monke
 def _status(task_id):
     db.session.expire_all()
     return db.session.get(Task, task_id).status
+
+
+def test_a_flood_of_reports_is_coalesced_but_the_last_step_and_the_end_are_not(app, redis):
+    app.config["PROGRESS_MIN_INTERVAL"] = 60
+    _, user_id = start(app, "example_long_task", steps=100, delay=0)
+    run_worker(app, redis)
+
+    events = history(app, user_id)
+    assert [(e["status"], e["step"], e["total"]) for e in events] == [
+        ("queued", 0, 0),
+        ("running", 0, 0),
+        ("running", 0, 100),
+        ("running", 100, 100),
+        ("succeeded", 100, 100),
+    ]

@@ -8,6 +8,7 @@ from rq.executions import Execution
 from rq.job import Job
 
 from app.broker import Keys
+from app.extensions import db
 from app.tasks.lifecycle import job_ended_badly
 
 
@@ -43,6 +44,8 @@ class AppWorker(Worker):
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         with self.app.app_context():
+            # Connections inherited through fork belong to the parent: never reuse them here.
+            db.engine.dispose(close=False)
             return super().perform_job(job, queue, execution)
 
     def handle_job_failure(

@@ -17,7 +17,9 @@ from rq.timeouts import JobTimeoutException
 from app.extensions import broker, db
 from app.models import Task, utcnow
 from app.progress import TransitionLost, report
+from app.sansio.events import percent
 from app.sansio.status import TaskStatus
+from app.sansio.throttle import Throttle
 from app.tasks.catalogue import CATALOGUE
 
 log = logging.getLogger(__name__)
@@ -41,22 +43,37 @@ class TaskContext:
 
     def __init__(self, task: Task) -> None:
         self.task = task
+        self.result_file: str | None = None
         self._cancel_key = broker.keys.cancel(task.id)
         self._redis = broker.redis
         self._results_dir = Path(current_app.config["RESULTS_DIR"])
+        interval = current_app.config["PROGRESS_MIN_INTERVAL"]
+        self._reports = Throttle(interval)
+        # Looking for a cancel request costs a Redis round trip: not more often than we report.
+        self._cancel_checks = Throttle(min(interval, self.CANCEL_POLL))
 
     @property
     def user_id(self) -> int:
         return self.task.user_id
 
     def report(self, step: int, total: int, message: str = "") -> None:
+        """Record progress; coalesced to at most one event per PROGRESS_MIN_INTERVAL, the last step always sent."""
+        now = time.monotonic()
+        if not self._reports.ready(now, final=step >= total):
+            # Kept on the row so the next event that is sent carries the latest values.
+            self.task.step, self.task.total, self.task.message = step, total, message
+            self.task.progress = percent(step, total)
+            self.check_cancelled(now)
+            return
         self.check_cancelled()
         try:
             report(self.task, step=step, total=total, message=message)
         except TransitionLost:
             raise TaskCancelled from None
 
-    def check_cancelled(self) -> None:
+    def check_cancelled(self, now: float | None = None) -> None:
+        if now is not None and not self._cancel_checks.ready(now):
+            return
         if self._redis.exists(self._cancel_key):
             raise TaskCancelled
 
@@ -67,10 +84,10 @@ class TaskContext:
             time.sleep(min(left, self.CANCEL_POLL))
 
     def result_path(self, filename: str) -> Path:
-        """Where to write the task's downloadable result (one file per task)."""
+        """Where to write the task's downloadable result (one file per task, offered once it succeeds)."""
         directory = result_dir(self._results_dir, self.task.id)
         directory.mkdir(parents=True, exist_ok=True)
-        self.task.result_file = f"{self.task.id}/{filename}"
+        self.result_file = f"{self.task.id}/{filename}"
         return directory / filename
 
 
@@ -106,8 +123,9 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
         log.info("task %s was %s before it started; not running it", task.id, task.status)
         return None
 
+    ctx = TaskContext(task)
     try:
-        result = task_type.func(TaskContext(task), **params)
+        result = task_type.func(ctx, **params)
     except TaskCancelled:
         db.session.rollback()
         discard_results(task)
@@ -122,8 +140,15 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
         job.save_meta()
         raise
 
-    expires = utcnow() + timedelta(seconds=current_app.config["RESULT_TTL"]) if task.result_file else None
-    report(task, status=TaskStatus.SUCCEEDED, message="Done", result=result, result_expires_at=expires)
+    expires = utcnow() + timedelta(seconds=current_app.config["RESULT_TTL"]) if ctx.result_file else None
+    report(
+        task,
+        status=TaskStatus.SUCCEEDED,
+        message="Done",
+        result=result,
+        result_file=ctx.result_file,
+        result_expires_at=expires,
+    )
     return result
 
 

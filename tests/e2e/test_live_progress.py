@@ -51,7 +51,7 @@ def test_owner_receives_every_step_in_order_and_nobody_else_does(live_stack):
     alice_client = Listener(live_stack.base_url, {"token": alice})
     bob_client = Listener(live_stack.base_url, {"token": bob})
     try:
-        task = live_stack.start_task(alice, "example_long_task", steps=5, delay=0.05)
+        task = live_stack.start_task(alice, "example_long_task", steps=5, delay=0.1)
         events = alice_client.until_finished(task["id"])
 
         assert [e["status"] for e in events][-1] == "succeeded", live_stack.logs()

@@ -1,0 +1,20 @@
+"""Coalescing a flood of progress reports: at most one every ``interval`` seconds.
+
+A task may report a million times; users see no difference past ~20 updates a second,
+while every report costs a commit and a publish. The final step is always sent, and
+status changes never pass through here.
+"""
+
+from __future__ import annotations
+
+
+class Throttle:
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: float | None = None
+
+    def ready(self, now: float, *, final: bool = False) -> bool:
+        if final or self._last is None or now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
