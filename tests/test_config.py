@@ -83,3 +83,11 @@ def test_boolean_settings(raw, expected):
 def test_boolean_settings_are_checked():
     with pytest.raises(settings.ConfigError, match="MAIL_USE_TLS"):
         settings.from_env({"MAIL_USE_TLS": "maybe"})
+
+
+def test_progress_interval():
+    assert settings.from_env({})["PROGRESS_MIN_INTERVAL"] == 0.05
+    assert settings.from_env({"PROGRESS_MIN_INTERVAL": "0.5"})["PROGRESS_MIN_INTERVAL"] == 0.5
+    for bad in ("fast", "-1"):
+        with pytest.raises(settings.ConfigError, match="PROGRESS_MIN_INTERVAL"):
+            settings.from_env({"PROGRESS_MIN_INTERVAL": bad})
