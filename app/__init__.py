@@ -14,8 +14,10 @@ from app.api import bp as api_bp
 from app.auth import bp as auth_bp
 from app.channel import Subscriber
 from app.extensions import broker, csrf, db, login_manager, migrate, socketio
+from app.fanout import Fanout
 from app.main import bp as main_bp
 from app.models import User
+from app.search_views import bp as search_bp
 from app.sockets import register_socket_handlers
 from app.watchdog import Watchdog
 
@@ -56,6 +58,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(main_bp)
+    app.register_blueprint(search_bp)
     # The API authenticates with bearer tokens, never cookies, so CSRF cannot apply to it.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
@@ -64,7 +67,10 @@ def register_blueprints(app: Flask) -> None:
 def register_background_services(app: Flask) -> None:
     """Create (not start) what a web process runs beside its requests; ``run.py`` starts them."""
     state = app.extensions["broker"]
-    app.extensions["progress_subscriber"] = Subscriber(socketio, state.redis, app.config["PROGRESS_CHANNEL"])
+    fanout = app.extensions["fanout"] = Fanout(socketio)
+    app.extensions["progress_subscriber"] = Subscriber(
+        socketio, state.redis, app.config["PROGRESS_CHANNEL"], fanout.deliver
+    )
     app.extensions["watchdog"] = Watchdog(app, socketio)
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from flask_socketio import SocketIO
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.sansio.events import ChannelMessage, ProtocolError, decode, encode, user_room
+from app.sansio.events import END_SESSION, ChannelMessage, ProtocolError, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +25,23 @@ def publish(redis: Redis, channel: str, message: ChannelMessage) -> None:
     redis.publish(channel, encode(message))
 
 
+def end_session(redis: Redis, channel: str, user_id: int, auth_id: str, reason: str) -> None:
+    """Ask every web node to disconnect the sockets that authenticated with ``auth_id``."""
+    publish(redis, channel, ChannelMessage(user_id, END_SESSION, {"auth_id": auth_id, "reason": reason}))
+
+
 class Subscriber:
-    """One per process: listens on the channel and fans each message out to one room."""
+    """One per process: listens on the channel and hands each message to ``deliver``."""
 
     RETRY_MAX = 5.0
     # How often an idle listener looks up from Redis to see whether it should stop.
     POLL_INTERVAL = 1.0
 
-    def __init__(self, socketio: SocketIO, redis: Redis, channel: str) -> None:
+    def __init__(
+        self, socketio: SocketIO, redis: Redis, channel: str, deliver: Callable[[ChannelMessage], None]
+    ) -> None:
         self._socketio = socketio
+        self._deliver_message = deliver
         self._redis = redis
         self._channel = channel
         self._lock = threading.Lock()
@@ -89,4 +98,4 @@ class Subscriber:
         except ProtocolError as exc:
             log.warning("dropping a message on %s: %s", self._channel, exc)
             return
-        self._socketio.emit(message.event, message.data, to=user_room(message.user_id))
+        self._deliver_message(message)

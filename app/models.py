@@ -36,8 +36,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class User(UserMixin, db.Model):
@@ -47,14 +47,12 @@ class User(UserMixin, db.Model):
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     email: Mapped[str] = mapped_column(String(120), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(256))
-    # Only a hash of the API token is stored: a leaked database yields no usable token.
-    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
-    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The last notification sequence number handed out; bumped atomically per event.
     last_seq: Mapped[int] = mapped_column(default=0)
 
     posts: Mapped[list[Post]] = relationship(back_populates="author", cascade="all, delete-orphan")
     tasks: Mapped[list[Task]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    tokens: Mapped[list[Token]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -62,22 +60,17 @@ class User(UserMixin, db.Model):
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 
-    def issue_token(self, ttl: int) -> tuple[str, datetime]:
-        token = secrets.token_urlsafe(32)
-        self.token_hash = _hash_token(token)
-        self.token_expires_at = utcnow() + timedelta(seconds=ttl)
-        return token, self.token_expires_at
-
-    def revoke_token(self) -> None:
-        self.token_hash = None
-        self.token_expires_at = None
+    def issue_token(self, ttl: int) -> tuple[str, Token]:
+        """A new bearer token (each login gets its own, revoked on its own)."""
+        raw = secrets.token_urlsafe(32)
+        token = Token(user=self, token_hash=hash_token(raw), expires_at=utcnow() + timedelta(seconds=ttl))
+        db.session.add(token)
+        return raw, token
 
     @staticmethod
-    def from_token(token: str) -> User | None:
-        user = db.session.scalar(select(User).where(User.token_hash == _hash_token(token)))
-        if user is None or user.token_expires_at is None or user.token_expires_at <= utcnow():
-            return None
-        return user
+    def from_token(raw: str) -> User | None:
+        token = Token.find(raw)
+        return token.user if token is not None else None
 
     def unfinished_tasks(self) -> list[Task]:
         return list(
@@ -90,6 +83,26 @@ class User(UserMixin, db.Model):
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "username": self.username}
+
+
+class Token(db.Model):
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # Only a hash is stored: a leaked database yields no usable token.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+    @staticmethod
+    def find(raw: str) -> Token | None:
+        """The live token for ``raw``: expired and revoked tokens are not found."""
+        return db.session.scalar(
+            select(Token).where(Token.token_hash == hash_token(raw), Token.expires_at > utcnow())
+        )
 
 
 class Post(db.Model):

@@ -18,7 +18,7 @@ from app.channel import publish
 from app.extensions import broker, db
 from app.models import Notification, Task, next_seq, utcnow
 from app.sansio.estimate import rate_and_eta
-from app.sansio.events import TASK_PROGRESS, ChannelMessage, TaskProgress, percent
+from app.sansio.events import TASK_PROGRESS, ChannelMessage, percent
 from app.sansio.status import TRANSITIONS, TaskStatus
 
 
@@ -26,7 +26,8 @@ class TransitionLost(Exception):
     """The task's row moved on in another process; this report was not recorded."""
 
 
-def payload(task: Task, now: float | None = None) -> TaskProgress:
+def payload(task: Task, now: float | None = None) -> dict[str, Any]:
+    """The ``task_progress`` event (schema in app.sansio.protocol)."""
     now = time.time() if now is None else now
     running = task.status == TaskStatus.RUNNING
     started = task.started_at.timestamp() if task.started_at else None
@@ -60,7 +61,7 @@ def report(
     total: int | None = None,
     message: str | None = None,
     **fields: Any,
-) -> TaskProgress:
+) -> dict[str, Any]:
     """Record and push one event. ``fields`` sets other Task columns (result, error, attempt, ...).
 
     Raises ``TransitionLost`` if the task is no longer in a state that allows this event.

@@ -8,7 +8,8 @@ per tick. It looks at the database for the few unfinished tasks, never per event
 - A queued task whose job vanished from Redis (Redis restarted) ends failed.
 - A running task asked to cancel that has not stopped within CANCEL_GRACE is stopped
   by RQ (its work horse is killed; the worker then records it cancelled).
-- Result files past RESULT_TTL are deleted.
+- Result files past RESULT_TTL are deleted; events past NOTIFICATION_RETENTION and
+  expired tokens are forgotten.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from redis.exceptions import RedisError
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.broker import SERIALIZER
 from app.extensions import broker, db
-from app.models import Task, utcnow
+from app.models import Notification, Task, Token, utcnow
 from app.sansio.status import TaskStatus
 from app.tasks.lifecycle import WORKER_LOST, job_ended_badly
 
@@ -77,6 +78,7 @@ class Watchdog:
             else:
                 self._check_queued(task)
         self._expire_results()
+        self._prune()
 
     def _check_running(self, task: Task) -> None:
         config = self._app.config
@@ -127,6 +129,13 @@ class Watchdog:
             return
         if not Job.exists(task.id, connection=broker.redis):
             job_ended_badly(task.id, stopped=False, retry_in=None, error=QUEUE_LOST, traceback=None)
+
+    def _prune(self) -> None:
+        """Forget events past the retention window and tokens past their expiry."""
+        cutoff = utcnow() - timedelta(seconds=self._app.config["NOTIFICATION_RETENTION"])
+        db.session.execute(delete(Notification).where(Notification.created_at < cutoff))
+        db.session.execute(delete(Token).where(Token.expires_at < utcnow()))
+        db.session.commit()
 
     def _expire_results(self) -> None:
         results_dir = Path(self._app.config["RESULTS_DIR"])

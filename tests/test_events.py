@@ -3,7 +3,7 @@ import json
 import pytest
 
 from app.sansio.events import (
-    PROTOCOL_VERSION,
+    CHANNEL_VERSION,
     TASK_PROGRESS,
     ChannelMessage,
     ProtocolError,
@@ -21,7 +21,7 @@ def test_round_trip():
 
 def test_encoded_message_is_versioned_json():
     obj = json.loads(encode(ChannelMessage(1, TASK_PROGRESS, {})))
-    assert obj == {"v": PROTOCOL_VERSION, "user_id": 1, "event": TASK_PROGRESS, "data": {}}
+    assert obj == {"v": CHANNEL_VERSION, "user_id": 1, "event": TASK_PROGRESS, "data": {}}
 
 
 @pytest.mark.parametrize(

@@ -24,23 +24,26 @@ def test_password_is_hashed(ctx):
 
 def test_token_is_stored_hashed_and_expires(ctx):
     user = make_user("ann")
-    token, expires_at = user.issue_token(60)
+    raw, token = user.issue_token(60)
     db.session.commit()
-    assert token not in (user.token_hash or "")
-    assert User.from_token(token) == user
-    assert User.from_token(token + "x") is None
-    user.token_expires_at = utcnow() - timedelta(seconds=1)
+    assert raw not in token.token_hash
+    assert User.from_token(raw) == user
+    assert User.from_token(raw + "x") is None
+    assert token.expires_at > utcnow()
+    token.expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
-    assert User.from_token(token) is None
-    assert expires_at > utcnow()
+    assert User.from_token(raw) is None
 
 
-def test_revoked_token_is_refused(ctx):
+def test_each_login_gets_its_own_token_revoked_on_its_own(ctx):
     user = make_user("ann")
-    token, _ = user.issue_token(60)
-    user.revoke_token()
+    first, first_row = user.issue_token(60)
+    second, _ = user.issue_token(60)
     db.session.commit()
-    assert User.from_token(token) is None
+    db.session.delete(first_row)
+    db.session.commit()
+    assert User.from_token(first) is None
+    assert User.from_token(second) == user
 
 
 def test_sequence_numbers_increase_per_user(ctx):

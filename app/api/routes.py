@@ -6,16 +6,25 @@ from werkzeug.exceptions import HTTPException
 
 from app.api.auth import token_required
 from app.api.errors import error_response, handle_http_error
-from app.extensions import db
+from app.channel import end_session
+from app.extensions import broker, db
 from app.models import User
 from app.posts import PostInvalid, user_posts, write_post
-from app.sansio.params import ParamError
+from app.replay import catch_up
+from app.sansio.params import Param, ParamError, validate
+from app.sansio.protocol import parse_last_seq
+from app.search import IndexMissing, search
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
 from app.tasks.launcher import QueueUnavailable, TaskLimit, TooManyTasks, UnknownTaskType, start_task
 
 bp = Blueprint("api", __name__)
 bp.app_errorhandler(HTTPException)(handle_http_error)
+
+SEARCH_PAGING = (
+    Param("limit", int, default=20, minimum=1, maximum=100),
+    Param("offset", int, default=0, minimum=0, maximum=1000),
+)
 
 
 class _BadRequest(Exception):
@@ -74,17 +83,37 @@ def create_token() -> Response | tuple[Response, int]:
         response = error_response(401, "valid username and password required (HTTP Basic)")
         response.headers["WWW-Authenticate"] = 'Basic realm="api"'
         return response
-    token, expires_at = user.issue_token(current_app.config["TOKEN_TTL"])
+    raw, token = user.issue_token(current_app.config["TOKEN_TTL"])
     db.session.commit()
-    return jsonify({"token": token, "expires_at": expires_at.isoformat()}), 201
+    return jsonify({"token": raw, "expires_at": token.expires_at.isoformat()}), 201
 
 
 @bp.route("/tokens", methods=["DELETE"])
 @token_required
 def revoke_token() -> tuple[str, int]:
-    g.api_user.revoke_token()
+    """Revoke the token this request carries; sockets that connected with it are disconnected."""
+    token = g.api_token
+    db.session.delete(token)
     db.session.commit()
+    end_session(
+        broker.redis, current_app.config["PROGRESS_CHANNEL"], token.user_id, token.token_hash, "token_revoked"
+    )
     return "", 204
+
+
+@bp.route("/notifications", methods=["GET"])
+@token_required
+def list_notifications() -> Response:
+    """The socket's events, for clients that cannot keep a socket open: poll with ``since``."""
+    since = request.args.get("since")
+    try:
+        last_seq = parse_last_seq(int(since)) if since is not None else None
+    except ValueError:
+        raise _BadRequest("since must be an integer >= 0") from None
+    result = catch_up(g.api_user, last_seq, current_app.config["REPLAY_LIMIT"])
+    return jsonify(
+        {"events": [{"event": name, "data": data} for name, data in result.events], "last_seq": result.floor}
+    )
 
 
 @bp.route("/posts", methods=["POST"])
@@ -102,6 +131,26 @@ def create_post() -> tuple[Response, int]:
 @token_required
 def list_posts() -> Response:
     return jsonify([p.to_dict() for p in user_posts(g.api_user.id)])
+
+
+@bp.route("/search", methods=["GET"])
+@token_required
+def search_posts() -> Response:
+    q = request.args.get("q", "").strip()
+    if not q:
+        raise _BadRequest("q is required")
+    try:
+        paging = validate(
+            SEARCH_PAGING, {p.name: request.args[p.name] for p in SEARCH_PAGING if p.name in request.args}
+        )
+    except ParamError as exc:
+        raise _BadRequest(f"{exc.field} {exc.reason}") from None
+    try:
+        posts = search(q, **paging)
+    except IndexMissing:
+        return error_response(503, "the search index has not been built yet; run the reindex_search task")
+    results = [{**p.to_dict(), "username": p.author.username} for p in posts]
+    return jsonify({"query": q, **paging, "results": results})
 
 
 @bp.route("/task-types", methods=["GET"])

@@ -1,13 +1,16 @@
+import secrets
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.auth.forms import LoginForm, LogoutForm, RegistrationForm
-from app.extensions import db
+from app.channel import end_session
+from app.extensions import broker, db
 from app.models import User
+from app.sockets import SESSION_AUTH_ID
 
 bp = Blueprint("auth", __name__)
 
@@ -38,6 +41,8 @@ def login() -> Response | str:
             flash("Invalid username or password.")
             return redirect(url_for("auth.login"))
         login_user(user, remember=form.remember_me.data)
+        # Names this login, so that logging out ends exactly its sockets.
+        session[SESSION_AUTH_ID] = secrets.token_hex(16)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form)
 
@@ -46,7 +51,11 @@ def login() -> Response | str:
 @login_required
 def logout() -> Response:
     if LogoutForm().validate_on_submit():
+        auth_id = session.pop(SESSION_AUTH_ID, None)
+        user_id = current_user.id
         logout_user()
+        if auth_id is not None:
+            end_session(broker.redis, current_app.config["PROGRESS_CHANNEL"], user_id, auth_id, "logged_out")
     return redirect(url_for("main.index"))
 
 

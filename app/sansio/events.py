@@ -2,7 +2,8 @@
 
 A channel message wraps one client event with its addressee::
 
-    {"v": 1, "user_id": 7, "event": "task_progress", "data": {...TaskProgress...}}
+    {"v": 1, "user_id": 7, "event": "task_progress", "data": {...the client payload...}}
+    {"v": 1, "user_id": 7, "event": "end_session", "data": {"auth_id": "...", "reason": "token_revoked"}}
 
 ``v`` lets a web node drop messages from a newer or older worker instead of
 misreading them during a rolling upgrade.
@@ -12,31 +13,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
-PROTOCOL_VERSION = 1
-TASK_PROGRESS = "task_progress"
-EVENTS = frozenset({TASK_PROGRESS})
+from app.sansio import protocol
 
-
-class TaskProgress(TypedDict):
-    task_id: str
-    name: str
-    status: str
-    progress: int
-    step: int
-    total: int
-    message: str
-    attempt: int
-    max_attempts: int
-    rate: float | None
-    eta: float | None
-    duration: float | None
-    has_result_file: bool
-    seq: int
-    ts: float
-    result: Any
-    error: str | None
+# Between jobs and web nodes only; clients see app.sansio.protocol's version instead.
+CHANNEL_VERSION = 1
+TASK_PROGRESS = protocol.TASK_PROGRESS
+# A control message: web nodes disconnect the sockets of a revoked token or ended session.
+END_SESSION = "end_session"
+EVENTS = frozenset({TASK_PROGRESS, END_SESSION})
 
 
 class ProtocolError(ValueError):
@@ -62,7 +48,7 @@ def user_room(user_id: int) -> str:
 
 def encode(message: ChannelMessage) -> bytes:
     return json.dumps(
-        {"v": PROTOCOL_VERSION, "user_id": message.user_id, "event": message.event, "data": message.data},
+        {"v": CHANNEL_VERSION, "user_id": message.user_id, "event": message.event, "data": message.data},
         separators=(",", ":"),
     ).encode()
 
@@ -74,7 +60,7 @@ def decode(raw: bytes | str) -> ChannelMessage:
         raise ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("not a JSON object")
-    if obj.get("v") != PROTOCOL_VERSION:
+    if obj.get("v") != CHANNEL_VERSION:
         raise ProtocolError(f"unsupported version {obj.get('v')!r}")
     user_id, event, data = obj.get("user_id"), obj.get("event"), obj.get("data")
     if not isinstance(user_id, int) or isinstance(user_id, bool):

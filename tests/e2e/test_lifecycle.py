@@ -46,6 +46,10 @@ class User:
         return response.json()["id"]
 
     def wait_until(self, task_id: str, predicate, timeout: float = 30) -> dict:
+        # An event for this task may already have arrived while waiting for another one.
+        for event in self.history(task_id):
+            if predicate(event) and event["status"] in FINAL:
+                return event
         deadline = time.monotonic() + timeout
         while True:
             event = self.events.events.get(timeout=max(0.1, deadline - time.monotonic()))

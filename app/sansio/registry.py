@@ -1,0 +1,69 @@
+"""Who is connected to this process, and which connections are still catching up.
+
+A connection starts in replay mode: live events for its user are buffered for it while
+the server replays from the database. When the replay ends, the buffer is drained of
+everything the replay already covered (``seq <= floor``) and the rest is sent in order;
+from then on the connection receives live events through its user's room. That is how
+the seam between replay and live has neither a gap nor a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Connection:
+    user_id: int
+    # The token hash or login-session id this connection authenticated with, so that
+    # revoking one token or ending one session disconnects exactly its sockets.
+    auth_id: str
+    buffer: list[dict[str, Any]] | None = field(default_factory=list)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._connections: dict[str, Connection] = {}
+        self._by_user: dict[int, set[str]] = defaultdict(set)
+
+    def add(self, sid: str, user_id: int, auth_id: str) -> None:
+        self._connections[sid] = Connection(user_id, auth_id)
+        self._by_user[user_id].add(sid)
+
+    def remove(self, sid: str) -> None:
+        connection = self._connections.pop(sid, None)
+        if connection is not None:
+            sids = self._by_user[connection.user_id]
+            sids.discard(sid)
+            if not sids:
+                del self._by_user[connection.user_id]
+
+    def begin_replay(self, sid: str) -> None:
+        self._connections[sid].buffer = []
+
+    def buffer(self, user_id: int, data: dict[str, Any]) -> None:
+        """Keep a live event for each of the user's connections that are still replaying."""
+        for sid in self._by_user.get(user_id, ()):
+            pending = self._connections[sid].buffer
+            if pending is not None:
+                pending.append(data)
+
+    def end_replay(self, sid: str, floor: int) -> list[dict[str, Any]]:
+        """The buffered events the replay did not cover, in seq order; the connection goes live."""
+        connection = self._connections[sid]
+        pending, connection.buffer = connection.buffer or [], None
+        fresh = {data["seq"]: data for data in pending if data["seq"] > floor}
+        return [fresh[seq] for seq in sorted(fresh)]
+
+    def user_of(self, sid: str) -> int:
+        return self._connections[sid].user_id
+
+    def sessions(self, user_id: int, auth_id: str) -> list[str]:
+        return sorted(
+            sid for sid in self._by_user.get(user_id, ()) if self._connections[sid].auth_id == auth_id
+        )
+
+    def __len__(self) -> int:
+        return len(self._connections)
