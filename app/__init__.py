@@ -13,6 +13,7 @@ import config as settings
 from app.api import bp as api_bp
 from app.auth import bp as auth_bp
 from app.channel import Subscriber
+from app.commands import register_commands
 from app.extensions import broker, csrf, db, login_manager, migrate, socketio
 from app.fanout import Fanout
 from app.main import bp as main_bp
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_socket_handlers(app)
     register_background_services(app)
+    register_commands(app)
     return app
 
 

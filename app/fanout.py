@@ -1,8 +1,8 @@
-"""Fan-out in one Socket.IO process: live events to the owner's room, replays without a seam.
+"""Fan-out in one Socket.IO process: live events to the owner's connections, replays without a seam.
 
-Everything that touches the registry and the rooms happens under one lock, so a live
-event is either buffered for a replaying connection or delivered through the room,
-never both and never neither.
+The owner's "room" is the registry's set of that user's connections in this process.
+Everything that touches it happens under one lock, so a live event is either buffered
+for a replaying connection or sent to a live one, never both and never neither.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from flask_socketio import SocketIO
 
-from app.sansio.events import END_SESSION, ChannelMessage, user_room
+from app.sansio.events import END_SESSION, ChannelMessage
 from app.sansio.protocol import SESSION_ENDED, TASK_PROGRESS
 from app.sansio.registry import Registry
 
@@ -30,25 +30,23 @@ class Fanout:
             self._end_session(message.user_id, message.data)
             return
         with self._lock:
-            self._registry.buffer(message.user_id, message.data)
-            self._socketio.emit(message.event, message.data, to=user_room(message.user_id))
+            for sid in self._registry.route(message.user_id, message.data):
+                self._socketio.emit(message.event, message.data, to=sid)
 
     def connected(self, sid: str, user_id: int, auth_id: str) -> None:
         """A new connection starts out replaying: its live events wait until ``go_live``."""
         with self._lock:
             self._registry.add(sid, user_id, auth_id)
 
-    def begin_replay(self, sid: str, user_id: int) -> None:
+    def begin_replay(self, sid: str) -> None:
         with self._lock:
-            self._socketio.server.leave_room(sid, user_room(user_id), namespace=NAMESPACE)
             self._registry.begin_replay(sid)
 
-    def go_live(self, sid: str, user_id: int, floor: int) -> None:
-        """Send what arrived during the replay and is newer than ``floor``, then join the room."""
+    def go_live(self, sid: str, floor: int) -> None:
+        """Send what arrived during the replay and is newer than ``floor``; live from now on."""
         with self._lock:
             for data in self._registry.end_replay(sid, floor):
                 self._socketio.emit(TASK_PROGRESS, data, to=sid)
-            self._socketio.server.enter_room(sid, user_room(user_id), namespace=NAMESPACE)
 
     def user_of(self, sid: str) -> int:
         with self._lock:

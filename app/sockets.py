@@ -61,7 +61,7 @@ def on_resume(data: Any = None) -> None:
         emit(PROTOCOL_ERROR, {"event": RESUME, "error": str(exc)})
         return
     user = db.session.get(User, _fanout().user_of(request.sid))
-    _fanout().begin_replay(request.sid, user.id)
+    _fanout().begin_replay(request.sid)
     _sync(user, last_seq, welcome=False)
 
 
@@ -83,7 +83,7 @@ def _sync(user: User, last_seq: int | None, *, welcome: bool) -> None:
         )
     for name, data in result.events:
         emit(name, data)
-    _fanout().go_live(request.sid, user.id, result.floor)
+    _fanout().go_live(request.sid, result.floor)
 
 
 def _fanout():

@@ -10,7 +10,6 @@ from app.sansio.events import (
     decode,
     encode,
     percent,
-    user_room,
 )
 
 
@@ -47,8 +46,3 @@ def test_malformed_messages_are_refused(raw, reason):
 )
 def test_percent(step, total, expected):
     assert percent(step, total) == expected
-
-
-def test_rooms_are_per_user():
-    assert user_room(1) != user_room(11)
-    assert user_room(42) == "user:42"

@@ -9,18 +9,18 @@ def test_live_events_are_buffered_during_replay_and_drained_past_the_floor_in_or
     registry = Registry()
     registry.add("a", 1, "tok")
     for seq in (7, 5, 6, 9, 8):
-        registry.buffer(1, event(seq))
+        assert registry.route(1, event(seq)) == []
     assert [e["seq"] for e in registry.end_replay("a", floor=6)] == [7, 8, 9]
-    # Live now: nothing more is buffered for it.
-    registry.buffer(1, event(10))
-    assert registry.end_replay("a", floor=0) == []
+    # Live now: sent at once, unless the replay already covered it.
+    assert registry.route(1, event(10)) == ["a"]
+    assert registry.route(1, event(6)) == []
 
 
 def test_a_duplicate_seq_is_sent_once():
     registry = Registry()
     registry.add("a", 1, "tok")
-    registry.buffer(1, event(3))
-    registry.buffer(1, event(3))
+    registry.route(1, event(3))
+    registry.route(1, event(3))
     assert registry.end_replay("a", floor=0) == [event(3)]
 
 
@@ -30,11 +30,11 @@ def test_buffers_are_per_user_and_per_connection():
     registry.add("b", 2, "tok2")
     registry.add("c", 1, "session")
     registry.end_replay("c", floor=0)
-    registry.buffer(1, event(1))
+    assert registry.route(1, event(1)) == ["c"]
     assert registry.end_replay("b", floor=0) == []
     assert registry.end_replay("a", floor=0) == [event(1)]
     registry.begin_replay("c")
-    registry.buffer(1, event(2))
+    registry.route(1, event(2))
     assert registry.end_replay("c", floor=0) == [event(2)]
 
 

@@ -42,10 +42,6 @@ def percent(step: int, total: int) -> int:
     return max(0, min(100, (step * 100) // total))
 
 
-def user_room(user_id: int) -> str:
-    return f"user:{user_id}"
-
-
 def encode(message: ChannelMessage) -> bytes:
     return json.dumps(
         {"v": CHANNEL_VERSION, "user_id": message.user_id, "event": message.event, "data": message.data},

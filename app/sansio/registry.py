@@ -1,10 +1,11 @@
-"""Who is connected to this process, and which connections are still catching up.
+"""Who is connected to this process: each user's room, and who is still catching up.
 
 A connection starts in replay mode: live events for its user are buffered for it while
 the server replays from the database. When the replay ends, the buffer is drained of
-everything the replay already covered (``seq <= floor``) and the rest is sent in order;
-from then on the connection receives live events through its user's room. That is how
-the seam between replay and live has neither a gap nor a duplicate.
+everything the replay already covered (``seq <= floor``) and the rest is sent in order.
+From then on live events go straight to it, except those the replay covered: an event
+committed before the replay read it may be published (and arrive here) after the replay
+ended. That is how the seam between replay and live has neither a gap nor a duplicate.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class Connection:
     # revoking one token or ending one session disconnects exactly its sockets.
     auth_id: str
     buffer: list[dict[str, Any]] | None = field(default_factory=list)
+    floor: int = 0
 
 
 class Registry:
@@ -43,17 +45,21 @@ class Registry:
     def begin_replay(self, sid: str) -> None:
         self._connections[sid].buffer = []
 
-    def buffer(self, user_id: int, data: dict[str, Any]) -> None:
-        """Keep a live event for each of the user's connections that are still replaying."""
+    def route(self, user_id: int, data: dict[str, Any]) -> list[str]:
+        """The user's live connections that need this event now; replaying ones keep it for later."""
+        ready = []
         for sid in self._by_user.get(user_id, ()):
-            pending = self._connections[sid].buffer
-            if pending is not None:
-                pending.append(data)
+            connection = self._connections[sid]
+            if connection.buffer is not None:
+                connection.buffer.append(data)
+            elif data["seq"] > connection.floor:
+                ready.append(sid)
+        return ready
 
     def end_replay(self, sid: str, floor: int) -> list[dict[str, Any]]:
         """The buffered events the replay did not cover, in seq order; the connection goes live."""
         connection = self._connections[sid]
-        pending, connection.buffer = connection.buffer or [], None
+        pending, connection.buffer, connection.floor = connection.buffer or [], None, floor
         fresh = {data["seq"]: data for data in pending if data["seq"] > floor}
         return [fresh[seq] for seq in sorted(fresh)]
 
