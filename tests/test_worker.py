@@ -13,9 +13,9 @@ from app.extensions import db, socketio
 from app.models import Notification, Task, utcnow
 from app.sansio.params import Param
 from app.tasks import catalogue
+from app.tasks.errors import RetryableTaskError, TaskError
 from app.tasks.launcher import start_task
 from app.tasks.lifecycle import request_cancel
-from app.tasks.runtime import TaskError
 from app.tasks.types import TaskType
 from app.watchdog import Watchdog
 from tests.conftest import make_user
@@ -70,6 +70,8 @@ def _fails(ctx, kind: int):
     ctx.report(1, 2, "Half way")
     if kind == 1:
         raise TaskError("The export file could not be written.")
+    if kind == 3:
+        raise RetryableTaskError("The server could not be reached.")
     raise ZeroDivisionError("secret internals")
 
 
@@ -80,10 +82,24 @@ def failing_type(monkeypatch):
         title="Fails",
         description="",
         func=_fails,
-        params=(Param("kind", int, default=1, minimum=1, maximum=2),),
+        params=(Param("kind", int, default=1, minimum=1, maximum=3),),
         timeout=30,
+        retry_intervals=(0,),
     )
     monkeypatch.setitem(catalogue.CATALOGUE, "fails", failing)
+
+
+@pytest.mark.usefixtures("failing_type")
+def test_only_a_passing_failure_is_retried(app, redis):
+    task_id, user_id = start(app, "fails", kind=3)
+    run_worker(app, redis)
+    events = history(app, user_id)
+    assert [(e["status"], e["attempt"]) for e in events if e["status"] != "running"] == [
+        ("queued", 1),
+        ("queued", 2),
+        ("failed", 2),
+    ]
+    assert events[-1]["error"] == "The server could not be reached."
 
 
 @pytest.mark.usefixtures("failing_type")

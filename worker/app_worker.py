@@ -57,9 +57,14 @@ class AppWorker(Worker):
         execution: Execution | None = None,
     ) -> None:
         # Runs in the horse when the job raised, in this process when the horse was killed
-        # or the job stopped on request. Decide before RQ consumes the retry.
+        # or the job stopped on request. Decide before RQ consumes the retry: only passing
+        # failures are retried (a task's own verdict, or its worker dying under it), never a
+        # bug, a timeout or a cancel.
         stopped = self._stopped_job_id == job.id
-        retry_in = job.get_retry_interval() if job.should_retry and not stopped else None
+        raised = "error" in job.meta
+        if stopped or (raised and not job.meta.get("retryable")):
+            job.retries_left = 0
+        retry_in = job.get_retry_interval() if job.should_retry else None
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
         with self.app.app_context():
             job_ended_badly(

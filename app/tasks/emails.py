@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload
 from app.extensions import db
 from app.mail import Mailer, MailServerUnavailable, MailSettings, build_message
 from app.models import Post, User, utcnow
+from app.tasks.errors import RetryableTaskError, TaskError
 
 if TYPE_CHECKING:
     from app.tasks.runtime import TaskContext
@@ -114,9 +115,6 @@ def _refusal(exc: smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError) -> str:
 
 
 def send_batch_emails(ctx: TaskContext, recipients: list[str], days: int) -> dict[str, Any]:
-    # runtime imports the catalogue, which imports this module: TaskError can only be had at call time.
-    from app.tasks.runtime import TaskError
-
     settings = MailSettings.from_config(current_app.config)
     to, unknown = resolve_recipients(recipients)
     # Failures are reported by username: the task's owner is not entitled to other users' addresses.
@@ -125,13 +123,14 @@ def send_batch_emails(ctx: TaskContext, recipients: list[str], days: int) -> dic
     total = len(to)
     ctx.report(0, total, f"Sent 0 of {total}")
     if not to:
-        return {"sent": 0, "failed": failed, "posts": len(digest.posts)}
+        return {"sent": 0, "failed": failed, "posts": len(digest.entries)}
 
     mailer = Mailer(settings)
     try:
         mailer.open()
     except MailServerUnavailable as exc:
-        raise TaskError(f"The mail server at {settings.address} could not be reached.") from exc
+        # Nothing was sent yet, so trying again later cannot send anyone the digest twice.
+        raise RetryableTaskError(f"The mail server at {settings.address} could not be reached.") from exc
     sent = 0
     try:
         for i, recipient in enumerate(to, start=1):
@@ -152,4 +151,4 @@ def send_batch_emails(ctx: TaskContext, recipients: list[str], days: int) -> dic
         ) from exc
     finally:
         mailer.close()
-    return {"sent": sent, "failed": failed, "posts": len(digest.posts)}
+    return {"sent": sent, "failed": failed, "posts": len(digest.entries)}

@@ -21,18 +21,11 @@ from app.sansio.events import percent
 from app.sansio.status import TaskStatus
 from app.sansio.throttle import Throttle
 from app.tasks.catalogue import CATALOGUE
+from app.tasks.errors import RetryableTaskError, TaskCancelled, TaskError
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "The task failed because of an internal error."
-
-
-class TaskError(Exception):
-    """A failure whose message is meant for the user who started the task."""
-
-
-class TaskCancelled(Exception):
-    """Raised inside a task function when its owner cancelled it."""
 
 
 class TaskContext:
@@ -135,8 +128,9 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
     except Exception as exc:
         db.session.rollback()
         discard_results(task)
-        # The worker's failure handler decides between retry and failure; it reads this message.
+        # The worker's failure handler decides between retry and failure; it reads these.
         job.meta["error"] = _user_message(exc, job.timeout)
+        job.meta["retryable"] = isinstance(exc, RetryableTaskError)
         job.save_meta()
         raise
 

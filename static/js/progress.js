@@ -2,8 +2,9 @@
 //   <script src="/static/vendor/socket.io-4.8.4.min.js"></script>
 //   <script src="/static/js/progress.js"></script>
 //   TaskProgress.mount(listElement, {initial: [...events], cancelUrl: fn(id), resultUrl: fn(id)})
-// The server pushes `task_progress` events to the logged-in user's room; on every (re)connect
-// it first sends the current state of unfinished tasks. `seq` orders them: older ones are ignored.
+// Protocol: docs/protocol.md. The server pushes `task_progress` events to the logged-in user;
+// every reconnect (with backoff) resumes from the last seq received without a gap, so nothing
+// is lost while the connection was down, and nothing is shown twice.
 (function (global) {
   'use strict';
 
@@ -109,18 +110,40 @@
     item.querySelector('.task-result').hidden = !(event.status === 'succeeded' && event.has_result_file);
   }
 
+  // The resume point: the highest seq received with nothing missing below it. Events of two
+  // tasks may arrive slightly out of order, so seqs past a gap wait in `above`.
+  function Watermark() {
+    this.value = null;
+    this.above = {};
+  }
+  Watermark.prototype.reset = function (value) { this.value = value; this.above = {}; };
+  Watermark.prototype.saw = function (seq) {
+    if (this.value === null || seq <= this.value) return;
+    this.above[seq] = true;
+    while (this.above[this.value + 1]) {
+      delete this.above[this.value + 1];
+      this.value += 1;
+    }
+  };
+
   function mount(list, options) {
     options = options || {};
     var root = list.closest('section') || document;
     var statusLine = root.querySelector('[data-connection-status]');
     var empty = root.querySelector('[data-empty]');
-    var lastSeq = {};
+    var taskSeq = {};  // task_id -> seq of the state shown; older states are ignored
+    var watermark = new Watermark();
 
-    function setStatus(text) { if (statusLine) statusLine.textContent = text; }
+    function setStatus(text, state) {
+      if (!statusLine) return;
+      statusLine.textContent = text;
+      statusLine.dataset.state = state;
+    }
 
     function show(event, atEnd) {
-      if (lastSeq[event.task_id] !== undefined && event.seq <= lastSeq[event.task_id]) return;
-      lastSeq[event.task_id] = event.seq;
+      watermark.saw(event.seq);
+      if (taskSeq[event.task_id] !== undefined && event.seq <= taskSeq[event.task_id]) return;
+      taskSeq[event.task_id] = event.seq;
       var item = list.querySelector('[data-task-id="' + CSS.escape(event.task_id) + '"]');
       if (!item) {
         item = createItem(event, options);
@@ -132,10 +155,23 @@
 
     (options.initial || []).forEach(function (event) { show(event, true); });
 
-    var socket = global.io(options.url, { transports: ['websocket', 'polling'] });
-    socket.on('connect', function () { setStatus('Live'); });
-    socket.on('disconnect', function () { setStatus('Reconnecting…'); });
-    socket.on('connect_error', function (err) { setStatus('Not connected: ' + err.message); });
+    var socket = global.io(options.url, {
+      transports: ['websocket', 'polling'],
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 10000,
+      // Called on every (re)connect: resume where we were.
+      auth: function (cb) { cb(watermark.value === null ? {} : { last_seq: watermark.value }); }
+    });
+    var ended = false;
+    socket.on('welcome', function (w) { if (watermark.value === null) watermark.reset(w.last_seq); });
+    socket.on('resync', function (r) { watermark.reset(r.last_seq); });
+    socket.on('connect', function () { setStatus('Live', 'live'); });
+    socket.on('disconnect', function () { if (!ended) setStatus('Reconnecting…', 'reconnecting'); });
+    socket.on('connect_error', function () { if (!ended) setStatus('Reconnecting…', 'reconnecting'); });
+    socket.on('session_ended', function () {
+      ended = true;
+      setStatus('Signed out: reload the page to sign in again.', 'ended');
+    });
     socket.on('task_progress', function (event) { show(event, false); });
 
     Array.prototype.forEach.call(document.querySelectorAll('[data-task-form]'), function (form) {
@@ -155,5 +191,5 @@
     return socket;
   }
 
-  global.TaskProgress = { mount: mount };
+  global.TaskProgress = { mount: mount, Watermark: Watermark };
 })(window);
