@@ -291,3 +291,30 @@ def test_bad_input_shows_a_clear_message_on_the_page(live_stack, new_context):
     # A valid value clears the message and the task runs.
     wait_until_done(start_demo_task(page, steps=2, delay=0.05))
     expect(error).to_be_hidden()
+
+
+def test_the_bar_resumes_after_the_server_restarts_mid_task(live_stack, new_context, artifacts):
+    base = live_stack.base_url
+    page = signed_in_page(new_context(), base, "alice", new_user=True)
+    page.evaluate("window.__marker = 1")
+    item = start_demo_task(page, steps=40, delay=0.1)
+    bar = item.get_by_role("progressbar")
+    page.wait_for_function(
+        "el => Number(el.getAttribute('aria-valuenow')) >= 10", arg=bar.element_handle(), timeout=DEADLINE_MS
+    )
+
+    web = next(p for p in live_stack.processes if p.name == "web")
+    web.stop()
+    status = page.locator("[data-connection-status]")
+    expect(status).to_have_text("Reconnecting…")
+    expect(status).to_have_attribute("data-state", "reconnecting")
+    page.screenshot(path=artifacts / "browser-reconnecting.png")
+
+    # The worker carries on while the server is down; the new server replays what was missed.
+    live_stack.start_web("web-2", port=int(base.rsplit(":", 1)[1]))
+    expect(status).to_have_text("Live", timeout=DEADLINE_MS)
+    wait_until_done(item)
+    seen = progress_history(page, item)
+    assert seen == sorted(seen), f"the bar went backwards: {seen}"
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+    expect(page.locator("#tasks li")).to_have_count(1)
