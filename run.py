@@ -15,11 +15,23 @@ elif ASYNC_MODE == "gevent":
 
     monkey.patch_all()
 
-from app import create_app, start_background_services  # noqa: E402
+import signal  # noqa: E402
+
+from app import create_app, start_background_services, stop_background_services  # noqa: E402
 from app.extensions import socketio  # noqa: E402
 
 app = create_app()
 start_background_services(app)
+
+
+def _shutdown(signum: int, frame: object) -> None:
+    # SIGTERM (docker stop, a deploy) ends the process cleanly: background tasks stop and the
+    # sockets close, so their clients reconnect to another node and resume from their last seq.
+    stop_background_services(app)
+    raise SystemExit(0)
+
+
+signal.signal(signal.SIGTERM, _shutdown)
 
 if __name__ == "__main__":
     socketio.run(

@@ -4,6 +4,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from app.auth.forms import LogoutForm
+from app.health import readiness
 from app.posts import PostInvalid, user_posts, write_post
 from app.progress import payload
 from app.sansio.params import ParamError
@@ -97,4 +98,13 @@ def task_result(task_id: str) -> Response:
 
 @bp.route("/healthz")
 def healthz() -> Response:
+    """The process is alive (for restarts); see /readyz for whether it can do its job."""
     return jsonify({"status": "ok"})
+
+
+@bp.route("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Ready for traffic: the database and Redis answer, and at least one worker is registered."""
+    checks = readiness()
+    ready = all(check["ok"] for check in checks.values())
+    return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), 200 if ready else 503
