@@ -203,7 +203,7 @@ def test_polling_returns_the_same_events(app, client, alice):
 def test_the_watchdog_forgets_old_events_and_expired_tokens(app, alice):
     from app.watchdog import Watchdog
 
-    user_id, token = alice
+    _, token = alice
     emit_events(app, "t1", 3)
     with app.app_context():
         db.session.execute(

@@ -91,7 +91,7 @@ def failing_type(monkeypatch):
 
 @pytest.mark.usefixtures("failing_type")
 def test_only_a_passing_failure_is_retried(app, redis):
-    task_id, user_id = start(app, "fails", kind=3)
+    _, user_id = start(app, "fails", kind=3)
     run_worker(app, redis)
     events = history(app, user_id)
     assert [(e["status"], e["attempt"]) for e in events if e["status"] != "running"] == [
