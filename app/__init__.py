@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import event
 
 import config as settings
+from app.admin import bp as admin_bp
 from app.api import bp as api_bp
 from app.auth import bp as auth_bp
 from app.channel import Subscriber
@@ -60,6 +61,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(main_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(search_bp)
     # The API authenticates with bearer tokens, never cookies, so CSRF cannot apply to it.
     csrf.exempt(api_bp)

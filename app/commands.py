@@ -6,8 +6,12 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
+from sqlalchemy import select
 
 import config as settings
+from app.extensions import db
+from app.models import User
 from app.sansio.protocol import markdown
 
 PROTOCOL_DOC = settings.BASE_DIR / "docs" / "protocol.md"
@@ -19,6 +23,21 @@ END = "<!-- end of generated reference -->"
 
 def register_commands(app: Flask) -> None:
     app.cli.add_command(protocol_doc)
+    app.cli.add_command(make_admin)
+
+
+@click.command("make-admin")
+@click.argument("username")
+@with_appcontext
+@click.option("--revoke", is_flag=True, help="Take the operator role away instead.")
+def make_admin(username: str, revoke: bool) -> None:
+    """Give USERNAME the operator's page (/admin): every user's tasks, queues and workers."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user named {username!r}")
+    user.is_admin = not revoke
+    db.session.commit()
+    click.echo(f"{username} is {'no longer ' if revoke else ''}an operator")
 
 
 def render_protocol_doc(text: str) -> str:

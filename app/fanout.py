@@ -13,7 +13,7 @@ from typing import Any
 from flask_socketio import SocketIO
 
 from app.sansio.events import END_SESSION, ChannelMessage
-from app.sansio.protocol import SESSION_ENDED, TASK_PROGRESS
+from app.sansio.protocol import ADMIN_TASK, SESSION_ENDED, TASK_PROGRESS
 from app.sansio.registry import Registry
 
 NAMESPACE = "/"
@@ -32,11 +32,14 @@ class Fanout:
         with self._lock:
             for sid in self._registry.route(message.user_id, message.data):
                 self._socketio.emit(message.event, message.data, to=sid)
+            admins = self._registry.admins()
+        if admins:
+            self._socketio.emit(ADMIN_TASK, {**message.data, "user_id": message.user_id}, to=admins)
 
-    def connected(self, sid: str, user_id: int, auth_id: str) -> None:
+    def connected(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
         """A new connection starts out replaying: its live events wait until ``go_live``."""
         with self._lock:
-            self._registry.add(sid, user_id, auth_id)
+            self._registry.add(sid, user_id, auth_id, admin=admin)
 
     def begin_replay(self, sid: str) -> None:
         with self._lock:

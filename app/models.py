@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, select, update
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, false, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -49,6 +49,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     # The last notification sequence number handed out; bumped atomically per event.
     last_seq: Mapped[int] = mapped_column(default=0)
+    # Operators see every user's tasks, queues and workers on /admin.
+    is_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     posts: Mapped[list[Post]] = relationship(back_populates="author", cascade="all, delete-orphan")
     tasks: Mapped[list[Task]] = relationship(back_populates="user", cascade="all, delete-orphan")

@@ -48,7 +48,7 @@ def on_connect(auth: Any = None) -> None:
     if not current_app.extensions["progress_subscriber"].ensure_started():
         raise ConnectionRefusedError("progress channel unavailable")
     user, auth_id = found
-    _fanout().connected(request.sid, user.id, auth_id)
+    _fanout().connected(request.sid, user.id, auth_id, admin=user.is_admin)
     _sync(user, last_seq, welcome=True)
 
 

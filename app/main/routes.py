@@ -7,6 +7,7 @@ from app.auth.forms import LogoutForm
 from app.health import readiness
 from app.posts import PostInvalid, user_posts, write_post
 from app.progress import payload
+from app.responses import answer
 from app.sansio.params import ParamError
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
@@ -21,19 +22,6 @@ HISTORY_LIMIT = 500
 @bp.app_context_processor
 def inject_logout_form() -> dict[str, LogoutForm]:
     return {"logout_form": LogoutForm()}
-
-
-def _wants_json() -> bool:
-    # The page's script asks for JSON; a plain form post (no script) gets a redirect and a flash.
-    return request.accept_mimetypes.best == "application/json"
-
-
-def _answer(error: str | None, status: int, body: dict | None = None) -> Response | tuple[Response, int]:
-    if _wants_json():
-        return jsonify(body if error is None else {"error": error}), status
-    if error is not None:
-        flash(error)
-    return redirect(request.referrer or url_for("main.index"))
 
 
 @bp.route("/")
@@ -70,14 +58,14 @@ def create_task() -> Response | tuple[Response, int]:
     try:
         task = start_task(current_user, name, form)
     except UnknownTaskType:
-        return _answer(f"Unknown task type {name!r}.", 400)
+        return answer(f"Unknown task type {name!r}.", 400)
     except ParamError as exc:
-        return _answer(f"{exc.field} {exc.reason}.", 400)
+        return answer(f"{exc.field} {exc.reason}.", 400)
     except TaskLimit as exc:
-        return _answer(str(exc), 409)
+        return answer(str(exc), 409)
     except QueueUnavailable:
-        return _answer("The task queue is unavailable; please try again later.", 503)
-    return _answer(None, 202, task.to_dict())
+        return answer("The task queue is unavailable; please try again later.", 503)
+    return answer(None, 202, task.to_dict())
 
 
 @bp.route("/tasks/<task_id>/cancel", methods=["POST"])
@@ -86,8 +74,8 @@ def cancel_task(task_id: str) -> Response | tuple[Response, int]:
     try:
         ended = cancel(owned_task(task_id, current_user.id))
     except HTTPException as exc:
-        return _answer(exc.description, exc.code or 400)
-    return _answer(None, 200 if ended else 202, {"id": task_id, "cancelled": ended})
+        return answer(exc.description, exc.code or 400)
+    return answer(None, 200 if ended else 202, {"id": task_id, "cancelled": ended})
 
 
 @bp.route("/tasks/<task_id>/result")

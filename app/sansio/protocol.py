@@ -17,6 +17,7 @@ TASK_PROGRESS = "task_progress"
 RESYNC = "resync"
 SESSION_ENDED = "session_ended"
 PROTOCOL_ERROR = "protocol_error"
+ADMIN_TASK = "admin_task"
 # Client -> server events.
 RESUME = "resume"
 
@@ -95,6 +96,16 @@ SERVER_EVENTS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "required": ["reason"],
         "properties": {"reason": {"enum": ["token_revoked", "logged_out"], "description": "why"}},
+    },
+    ADMIN_TASK: {
+        "description": "Operators only (users with `is_admin`): any user's task changed. Not replayed.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": [*TASK_PROGRESS_SCHEMA["required"], "user_id"],
+        "properties": {
+            **TASK_PROGRESS_SCHEMA["properties"],
+            "user_id": {"type": "integer", "description": "the task's owner"},
+        },
     },
     PROTOCOL_ERROR: {
         "description": "A client event was malformed; the connection stays open.",

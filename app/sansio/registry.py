@@ -23,19 +23,25 @@ class Connection:
     auth_id: str
     buffer: list[dict[str, Any]] | None = field(default_factory=list)
     floor: int = 0
+    # Operators' connections also see every user's tasks (as ``admin_task``, no replay).
+    admin: bool = False
 
 
 class Registry:
     def __init__(self) -> None:
         self._connections: dict[str, Connection] = {}
         self._by_user: dict[int, set[str]] = defaultdict(set)
+        self._admins: set[str] = set()
 
-    def add(self, sid: str, user_id: int, auth_id: str) -> None:
-        self._connections[sid] = Connection(user_id, auth_id)
+    def add(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
+        self._connections[sid] = Connection(user_id, auth_id, admin=admin)
         self._by_user[user_id].add(sid)
+        if admin:
+            self._admins.add(sid)
 
     def remove(self, sid: str) -> None:
         connection = self._connections.pop(sid, None)
+        self._admins.discard(sid)
         if connection is not None:
             sids = self._by_user[connection.user_id]
             sids.discard(sid)
@@ -62,6 +68,9 @@ class Registry:
         pending, connection.buffer, connection.floor = connection.buffer or [], None, floor
         fresh = {data["seq"]: data for data in pending if data["seq"] > floor}
         return [fresh[seq] for seq in sorted(fresh)]
+
+    def admins(self) -> list[str]:
+        return sorted(self._admins)
 
     def user_of(self, sid: str) -> int:
         return self._connections[sid].user_id

@@ -44,7 +44,6 @@ def start_task(user: User, name: str, raw_params: Any) -> Task:
     if task_type is None:
         raise UnknownTaskType(name)
     params = validate(task_type.params, raw_params)
-    timeout = current_app.config["TASK_TIMEOUTS"].get(name, task_type.timeout)
     _check_limits(user, name, task_type.concurrent_per_user)
 
     task = Task(
@@ -56,20 +55,10 @@ def start_task(user: User, name: str, raw_params: Any) -> Task:
         max_attempts=task_type.max_attempts,
     )
     db.session.add(task)
-    intervals = list(task_type.retry_intervals)
-    retry = Retry(max=len(intervals), interval=intervals) if intervals else None
     try:
         # The row is committed before the job exists, so the worker always finds it.
         report(task, message="Queued")
-        broker.queue.enqueue(
-            "app.tasks.runtime.run_task",
-            name,
-            params,
-            job_id=task.id,
-            job_timeout=timeout,
-            retry=retry,
-            description=f"{name} for user {user.id}",
-        )
+        enqueue(task)
     except RedisError as exc:
         # Nothing can be published either; the failed row is what the user will see on reload.
         db.session.rollback()
@@ -79,6 +68,21 @@ def start_task(user: User, name: str, raw_params: Any) -> Task:
         db.session.commit()
         raise QueueUnavailable(str(exc)) from exc
     return task
+
+
+def enqueue(task: Task) -> None:
+    """Put the task's job on the queue, under the task's id, with its type's timeout and retries."""
+    task_type = CATALOGUE[task.name]
+    intervals = list(task_type.retry_intervals)
+    broker.queue.enqueue(
+        "app.tasks.runtime.run_task",
+        task.name,
+        task.params,
+        job_id=task.id,
+        job_timeout=current_app.config["TASK_TIMEOUTS"].get(task.name, task_type.timeout),
+        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+        description=f"{task.name} for user {task.user_id}",
+    )
 
 
 def _check_limits(user: User, name: str, per_type: int) -> None:

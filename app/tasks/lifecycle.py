@@ -17,6 +17,7 @@ from app.extensions import broker, db
 from app.models import Task, utcnow
 from app.progress import TransitionLost, report
 from app.sansio.status import TaskStatus
+from app.tasks.launcher import enqueue
 from app.tasks.runtime import discard_results
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,37 @@ def _retry_message(task: Task, error: str, retry_in: int) -> str:
 
 class NotCancellable(Exception):
     pass
+
+
+class NotRetryable(Exception):
+    pass
+
+
+def retry_failed(task: Task) -> None:
+    """An operator sends a failed task back to the queue, as a new attempt of the same task."""
+    if task.status != TaskStatus.FAILED:
+        raise NotRetryable(f"only failed tasks can be retried; this one is {task.status}")
+    # The job id is the task id: the old job must go before the new one can take it.
+    with contextlib.suppress(NoSuchJobError):
+        Job.fetch(task.id, connection=broker.redis, serializer=SERIALIZER).delete()
+    broker.redis.delete(broker.keys.cancel(task.id))
+    try:
+        report(
+            task,
+            status=TaskStatus.QUEUED,
+            step=0,
+            total=0,
+            message="Queued again by an operator",
+            attempt=task.attempt + 1,
+            max_attempts=max(task.max_attempts, task.attempt + 1),
+            error=None,
+            traceback=None,
+            finished_at=None,
+            cancel_requested_at=None,
+        )
+    except TransitionLost:
+        raise NotRetryable(f"the task is now {task.status}") from None
+    enqueue(task)
 
 
 def request_cancel(task: Task) -> bool:

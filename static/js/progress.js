@@ -2,6 +2,7 @@
 //   <script src="/static/vendor/socket.io-4.8.4.min.js"></script>
 //   <script src="/static/js/progress.js"></script>
 //   TaskProgress.mount(listElement, {initial: [...events], cancelUrl: fn(id), resultUrl: fn(id)})
+// The operator's page listens to `admin_task` instead ({event: 'admin_task', retryUrl: fn(id)}).
 // Protocol: docs/protocol.md. The server pushes `task_progress` events to the logged-in user;
 // every reconnect (with backoff) resumes from the last seq received without a gap, so nothing
 // is lost while the connection was down, and nothing is shown twice.
@@ -50,7 +51,8 @@
     var item = el('li', 'task');
     item.dataset.taskId = event.task_id;
     var head = el('div', 'task-head');
-    var title = el('span', 'task-name', event.name);
+    var owner = event.username || (event.user_id !== undefined ? 'user #' + event.user_id : '');
+    var title = el('span', 'task-name', owner ? event.name + ' · ' + owner : event.name);
     title.id = 'task-' + event.task_id + '-name';
     head.appendChild(title);
     head.appendChild(el('span', 'task-status'));
@@ -71,10 +73,24 @@
         cancel.disabled = false;
       });
     });
-    var download = el('a', 'task-result', 'Download result');
-    download.href = options.resultUrl(event.task_id);
     actions.appendChild(cancel);
-    actions.appendChild(download);
+    if (options.resultUrl) {
+      var download = el('a', 'task-result', 'Download result');
+      download.href = options.resultUrl(event.task_id);
+      actions.appendChild(download);
+    }
+    if (options.retryUrl) {
+      var retry = el('button', 'link task-retry', 'Retry');
+      retry.type = 'button';
+      retry.setAttribute('aria-label', 'Retry ' + event.name);
+      retry.addEventListener('click', function () {
+        retry.disabled = true;
+        postJSON(options.retryUrl(event.task_id)).catch(function (err) {
+          item.querySelector('.task-error').textContent = err.message;
+        }).then(function () { retry.disabled = false; });
+      });
+      actions.appendChild(retry);
+    }
     item.appendChild(head);
     item.appendChild(bar);
     item.appendChild(el('p', 'task-message'));
@@ -107,7 +123,10 @@
     item.querySelector('.task-error').textContent = event.error || '';
 
     item.querySelector('.task-cancel').hidden = !!FINISHED[event.status];
-    item.querySelector('.task-result').hidden = !(event.status === 'succeeded' && event.has_result_file);
+    var download = item.querySelector('.task-result');
+    if (download) download.hidden = !(event.status === 'succeeded' && event.has_result_file);
+    var retry = item.querySelector('.task-retry');
+    if (retry) retry.hidden = event.status !== 'failed';
   }
 
   // The resume point: the highest seq received with nothing missing below it. Events of two
@@ -140,8 +159,12 @@
       statusLine.dataset.state = state;
     }
 
+    // Only a user's own stream has one seq sequence to resume from; the operator's view does not.
+    var eventName = options.event || 'task_progress';
+    var resumes = eventName === 'task_progress';
+
     function show(event, atEnd) {
-      watermark.saw(event.seq);
+      if (resumes) watermark.saw(event.seq);
       if (taskSeq[event.task_id] !== undefined && event.seq <= taskSeq[event.task_id]) return;
       taskSeq[event.task_id] = event.seq;
       var item = list.querySelector('[data-task-id="' + CSS.escape(event.task_id) + '"]');
@@ -160,7 +183,7 @@
       reconnectionDelay: 500,
       reconnectionDelayMax: 10000,
       // Called on every (re)connect: resume where we were.
-      auth: function (cb) { cb(watermark.value === null ? {} : { last_seq: watermark.value }); }
+      auth: function (cb) { cb(!resumes || watermark.value === null ? {} : { last_seq: watermark.value }); }
     });
     var ended = false;
     socket.on('welcome', function (w) { if (watermark.value === null) watermark.reset(w.last_seq); });
@@ -172,7 +195,7 @@
       ended = true;
       setStatus('Signed out: reload the page to sign in again.', 'ended');
     });
-    socket.on('task_progress', function (event) { show(event, false); });
+    socket.on(eventName, function (event) { show(event, false); });
 
     Array.prototype.forEach.call(document.querySelectorAll('[data-task-form]'), function (form) {
       form.addEventListener('submit', function (e) {

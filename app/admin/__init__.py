@@ -1,0 +1,3 @@
+from app.admin.routes import bp
+
+__all__ = ["bp"]
