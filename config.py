@@ -122,6 +122,7 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "WATCHDOG_INTERVAL": _int(environ, "WATCHDOG_INTERVAL", 2),
         "CANCEL_GRACE": _int(environ, "CANCEL_GRACE", 3),
         "PROGRESS_MIN_INTERVAL": _float(environ, "PROGRESS_MIN_INTERVAL", 0.05),
+        "PROGRESS_STORE_INTERVAL": _float(environ, "PROGRESS_STORE_INTERVAL", 0.5),
         "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5),
         "TASK_TIMEOUTS": _timeouts(environ),
         "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),

@@ -47,10 +47,27 @@ def payload(task: Task, now: float | None = None) -> dict[str, Any]:
         "duration": task.duration,
         "has_result_file": task.result_file is not None,
         "seq": task.seq,
+        "volatile": False,
         "ts": task.reported_at or task.created_at.timestamp(),
         "result": task.result,
         "error": task.error,
     }
+
+
+def tick(task: Task) -> dict[str, Any]:
+    """Publish the task's in-memory progress without storing it: a volatile event.
+
+    It carries the seq of the task's last stored event and is never replayed: a client
+    that was away gets the stored state, then the ticks that follow.
+    """
+    task.reported_at = time.time()
+    data = {**payload(task, task.reported_at), "volatile": True}
+    publish(
+        broker.redis,
+        current_app.config["PROGRESS_CHANNEL"],
+        ChannelMessage(task.user_id, TASK_PROGRESS, data),
+    )
+    return data
 
 
 def report(

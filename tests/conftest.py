@@ -68,6 +68,7 @@ def app_config(
             "RESULTS_DIR": str(tmp_path / "results"),
             # Tests that count events want every one of them; coalescing has its own tests.
             "PROGRESS_MIN_INTERVAL": "0",
+            "PROGRESS_STORE_INTERVAL": "0",
         }
     )
     config["TESTING"] = True

@@ -49,3 +49,16 @@ def test_sessions_find_the_sockets_of_one_token():
     registry.remove("a")
     assert registry.sessions(1, "tok") == ["b"]
     assert len(registry) == 3
+
+
+def test_volatile_ticks_pass_the_floor_and_follow_their_stored_event():
+    registry = Registry()
+    registry.add("a", 1, "tok")
+    registry.route(1, {"seq": 4, "volatile": True, "step": 1})
+    registry.route(1, {"seq": 5, "step": 2})
+    registry.route(1, {"seq": 5, "volatile": True, "step": 3})
+    registry.route(1, {"seq": 5, "volatile": True, "step": 4})
+    drained = registry.end_replay("a", floor=5)
+    assert [(e["seq"], e["step"]) for e in drained] == [(4, 1), (5, 3), (5, 4)]
+    assert registry.route(1, {"seq": 5, "volatile": True, "step": 5}) == ["a"]
+    assert registry.route(1, {"seq": 5, "step": 5}) == []

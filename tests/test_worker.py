@@ -1,5 +1,6 @@
 """The job lifecycle in a real RQ work horse (forked by our worker class), against real Redis."""
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -157,16 +158,53 @@ def _status(task_id):
     return db.session.get(Task, task_id).status
 
 
-def test_a_flood_of_reports_is_coalesced_but_the_last_step_and_the_end_are_not(app, redis):
-    app.config["PROGRESS_MIN_INTERVAL"] = 60
+def subscribed(app, redis):
+    pubsub = redis.pubsub()
+    pubsub.subscribe(app.config["PROGRESS_CHANNEL"])
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    return pubsub
+
+
+def test_a_flood_of_reports_is_stored_rarely_and_published_as_volatile_ticks(app, redis):
+    app.config["PROGRESS_STORE_INTERVAL"] = 60
+    app.config["PROGRESS_MIN_INTERVAL"] = 0
+    pubsub = subscribed(app, redis)
     _, user_id = start(app, "example_long_task", steps=100, delay=0)
     run_worker(app, redis)
 
-    events = history(app, user_id)
-    assert [(e["status"], e["step"], e["total"]) for e in events] == [
+    stored = history(app, user_id)
+    assert [(e["status"], e["step"], e["total"]) for e in stored] == [
         ("queued", 0, 0),
         ("running", 0, 0),
         ("running", 0, 100),
         ("running", 100, 100),
         ("succeeded", 100, 100),
+    ]
+    published = []
+    while (message := pubsub.get_message(timeout=1)) is not None:
+        published.append(json.loads(message["data"])["data"])
+    pubsub.close()
+    ticks = [e for e in published if e["volatile"]]
+    assert [e["step"] for e in ticks] == list(range(1, 100))
+    assert {e["seq"] for e in ticks} == {3}, "a tick carries the seq of the last stored event"
+    assert [e["seq"] for e in published if not e["volatile"]][-3:] == [3, 4, 5]
+
+
+def test_ticks_are_coalesced_too(app, redis):
+    app.config["PROGRESS_STORE_INTERVAL"] = 60
+    app.config["PROGRESS_MIN_INTERVAL"] = 60
+    pubsub = subscribed(app, redis)
+    start(app, "example_long_task", steps=100, delay=0)
+    run_worker(app, redis)
+    published = []
+    while (message := pubsub.get_message(timeout=1)) is not None:
+        published.append(json.loads(message["data"])["data"])
+    pubsub.close()
+    assert [e["volatile"] for e in published].count(True) == 0
+    assert [(e["status"], e["step"]) for e in published] == [
+        ("queued", 0),
+        ("running", 0),
+        ("running", 0),
+        ("running", 100),
+        ("succeeded", 100),
     ]

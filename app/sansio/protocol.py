@@ -55,6 +55,11 @@ TASK_PROGRESS_SCHEMA: dict[str, Any] = {
         },
         "has_result_file": {"type": "boolean", "description": "a finished task has a file to download"},
         "seq": {**_SEQ, "description": "the user's event sequence number (see Ordering)"},
+        "volatile": {
+            "type": "boolean",
+            "description": "a progress tick between stored events: not stored, never replayed, "
+            "carries the seq of the task's last stored event",
+        },
         "ts": {"type": "number", "description": "epoch seconds when the job reported it"},
         "result": {"description": "the task's result once `succeeded` (any JSON), else null"},
         "error": {"type": ["string", "null"], "description": "a message for the user once `failed`"},

@@ -58,7 +58,8 @@ class Registry:
             connection = self._connections[sid]
             if connection.buffer is not None:
                 connection.buffer.append(data)
-            elif data["seq"] > connection.floor:
+            elif data.get("volatile") or data["seq"] > connection.floor:
+                # A volatile tick is never replayed, so it cannot be a duplicate of the replay.
                 ready.append(sid)
         return ready
 
@@ -66,8 +67,10 @@ class Registry:
         """The buffered events the replay did not cover, in seq order; the connection goes live."""
         connection = self._connections[sid]
         pending, connection.buffer, connection.floor = connection.buffer or [], None, floor
-        fresh = {data["seq"]: data for data in pending if data["seq"] > floor}
-        return [fresh[seq] for seq in sorted(fresh)]
+        stored = {data["seq"]: data for data in pending if not data.get("volatile") and data["seq"] > floor}
+        ticks = [data for data in pending if data.get("volatile")]
+        # Each tick goes right after the stored event it follows (its seq); sorted() is stable.
+        return sorted([*stored.values(), *ticks], key=lambda data: (data["seq"], bool(data.get("volatile"))))
 
     def admins(self) -> list[str]:
         return sorted(self._admins)

@@ -16,7 +16,7 @@ from rq.timeouts import JobTimeoutException
 
 from app.extensions import broker, db
 from app.models import Task, utcnow
-from app.progress import TransitionLost, report
+from app.progress import TransitionLost, report, tick
 from app.sansio.events import percent
 from app.sansio.status import TaskStatus
 from app.sansio.throttle import Throttle
@@ -41,8 +41,9 @@ class TaskContext:
         self._redis = broker.redis
         self._results_dir = Path(current_app.config["RESULTS_DIR"])
         interval = current_app.config["PROGRESS_MIN_INTERVAL"]
-        self._reports = Throttle(interval)
-        # Looking for a cancel request costs a Redis round trip: not more often than we report.
+        self._ticks = Throttle(interval)
+        self._stores = Throttle(current_app.config["PROGRESS_STORE_INTERVAL"])
+        # Looking for a cancel request costs a Redis round trip: not more often than we publish.
         self._cancel_checks = Throttle(min(interval, self.CANCEL_POLL))
 
     @property
@@ -50,19 +51,30 @@ class TaskContext:
         return self.task.user_id
 
     def report(self, step: int, total: int, message: str = "") -> None:
-        """Record progress; coalesced to at most one event per PROGRESS_MIN_INTERVAL, the last step always sent."""
+        """Report progress; cheap enough to call in a tight loop.
+
+        Coalesced: stored (and published with a new seq) at most every
+        PROGRESS_STORE_INTERVAL, published in between as a volatile tick at most every
+        PROGRESS_MIN_INTERVAL, otherwise only kept for the next event. The last step is
+        always stored.
+        """
         now = time.monotonic()
-        if not self._reports.ready(now, final=step >= total):
-            # Kept on the row so the next event that is sent carries the latest values.
-            self.task.step, self.task.total, self.task.message = step, total, message
-            self.task.progress = percent(step, total)
-            self.check_cancelled(now)
+        if step >= total or self._stores.ready(now):
+            self._ticks.ready(now, final=True)
+            self.check_cancelled()
+            try:
+                report(self.task, step=step, total=total, message=message)
+            except TransitionLost:
+                raise TaskCancelled from None
             return
-        self.check_cancelled()
-        try:
-            report(self.task, step=step, total=total, message=message)
-        except TransitionLost:
-            raise TaskCancelled from None
+        # Kept on the row (unflushed) so the next event carries the latest values.
+        self.task.step, self.task.total, self.task.message = step, total, message[:256]
+        self.task.progress = percent(step, total)
+        if self._ticks.ready(now):
+            self.check_cancelled()
+            tick(self.task)
+        else:
+            self.check_cancelled(now)
 
     def check_cancelled(self, now: float | None = None) -> None:
         if now is not None and not self._cancel_checks.ready(now):

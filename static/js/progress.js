@@ -150,7 +150,7 @@
     var root = list.closest('section') || document;
     var statusLine = root.querySelector('[data-connection-status]');
     var empty = root.querySelector('[data-empty]');
-    var taskSeq = {};  // task_id -> seq of the state shown; older states are ignored
+    var shown = {};  // task_id -> {seq, ts} of the state shown; older states are ignored
     var watermark = new Watermark();
 
     function setStatus(text, state) {
@@ -163,10 +163,19 @@
     var eventName = options.event || 'task_progress';
     var resumes = eventName === 'task_progress';
 
+    // Stored events advance by seq; volatile ticks repeat their stored event's seq and are
+    // newer than it (and than earlier ticks) by their ts.
+    function isNewer(event) {
+      var last = shown[event.task_id];
+      if (!last) return true;
+      if (event.seq !== last.seq) return event.seq > last.seq;
+      return !!event.volatile && event.ts >= last.ts;
+    }
+
     function show(event, atEnd) {
-      if (resumes) watermark.saw(event.seq);
-      if (taskSeq[event.task_id] !== undefined && event.seq <= taskSeq[event.task_id]) return;
-      taskSeq[event.task_id] = event.seq;
+      if (resumes && !event.volatile) watermark.saw(event.seq);
+      if (!isNewer(event)) return;
+      shown[event.task_id] = { seq: event.seq, ts: event.ts };
       var item = list.querySelector('[data-task-id="' + CSS.escape(event.task_id) + '"]');
       if (!item) {
         item = createItem(event, options);
