@@ -5,6 +5,8 @@ from flask import current_app
 
 from alembic import context
 
+from app.search import TABLE_PREFIX as SEARCH_TABLE_PREFIX
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -51,6 +53,11 @@ def get_metadata():
     return target_db.metadata
 
 
+def include_name(name, type_, parent_names):
+    # The search index tables are built and swapped at run time by app/search.py.
+    return not (type_ == "table" and name.startswith(SEARCH_TABLE_PREFIX))
+
+
 def run_migrations_offline():
     """Run migrations in 'offline' mode.
 
@@ -93,6 +100,7 @@ def run_migrations_online():
     conf_args = current_app.extensions['migrate'].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    conf_args.setdefault("include_name", include_name)
 
     connectable = get_engine()
 

@@ -1,0 +1,3 @@
+from app.search_views.routes import bp
+
+__all__ = ["bp"]
