@@ -6,7 +6,8 @@ RUN useradd --create-home --uid 10001 app
 WORKDIR /srv/app
 
 COPY requirements.txt .
-RUN pip install -r requirements.txt
+# Its last line (-e .) installs the command-line client from the checkout; the image does not need it.
+RUN grep -v '^-e ' requirements.txt > /tmp/requirements.txt && pip install -r /tmp/requirements.txt
 
 COPY --chown=app:app app/ app/
 COPY --chown=app:app worker/ worker/

@@ -113,8 +113,9 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "TOKEN_TTL": _int(environ, "TOKEN_TTL", 24 * 3600),
         # Events are kept this long for clients that reconnect and resume (seconds).
         "NOTIFICATION_RETENTION": _int(environ, "NOTIFICATION_RETENTION", 7 * 24 * 3600),
-        # A resume further behind than this gets a snapshot instead of a replay.
-        "REPLAY_LIMIT": _int(environ, "REPLAY_LIMIT", 10_000),
+        # A resume further behind than this gets a snapshot instead of a replay: the replay is
+        # sent before the connection is acknowledged, and clients wait about a second for that.
+        "REPLAY_LIMIT": _int(environ, "REPLAY_LIMIT", 1_000),
         # Task lifecycle: see README, "Task lifecycle".
         "RESULTS_DIR": environ.get("RESULTS_DIR") or str(BASE_DIR / "instance" / "results"),
         "RESULT_TTL": _int(environ, "RESULT_TTL", 24 * 3600),

@@ -61,7 +61,9 @@ def test_owner_receives_every_step_in_order_and_nobody_else_does(live_stack):
         assert events[-1]["progress"] == 100
         stored = [e["seq"] for e in events if not e["volatile"]]
         assert stored == sorted(set(stored)), "stored events: seq strictly increases"
-        assert [e["seq"] for e in events] == sorted(e["seq"] for e in events), "ticks carry the last stored seq"
+        assert [e["seq"] for e in events] == sorted(e["seq"] for e in events), (
+            "ticks carry the last stored seq"
+        )
         assert all(e["ts"] > 0 and e["name"] == "example_long_task" for e in events)
         for key in ("task_id", "name", "status", "progress", "step", "total", "message", "seq", "ts"):
             assert key in events[-1]
