@@ -44,11 +44,23 @@ class Output(Protocol):
     def close(self) -> None: ...
 
 
-class JsonOutput:
-    """Each event as one line ``{"event": name, "data": ...}``, duplicates left out."""
+class _LineOutput:
+    """Writes lines to ``out``; connection status changes go to ``err``, once each."""
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
         self._out, self._err, self._status = out, err, None
+
+    def status(self, text: str | None) -> None:
+        if text and text != self._status:
+            print(text, file=self._err, flush=True)
+        self._status = text
+
+    def close(self) -> None:
+        pass
+
+
+class JsonOutput(_LineOutput):
+    """Each event as one line ``{"event": name, "data": ...}``, duplicates left out."""
 
     def event(self, name: str, data: Any) -> None:
         self._out.write(json.dumps({"event": name, "data": data}) + "\n")
@@ -60,20 +72,12 @@ class JsonOutput:
     def api_task(self, task: dict[str, Any]) -> None:
         self.event("task", task)
 
-    def status(self, text: str | None) -> None:
-        if text and text != self._status:
-            print(text, file=self._err, flush=True)
-        self._status = text
 
-    def close(self) -> None:
-        pass
-
-
-class PlainOutput:
+class PlainOutput(_LineOutput):
     """A line per change, for pipes and log files."""
 
     def __init__(self, out: TextIO, err: TextIO) -> None:
-        self._out, self._err, self._status = out, err, None
+        super().__init__(out, err)
         self._ascii = not _is_utf8(out)
 
     def event(self, name: str, data: Any) -> None:
@@ -90,14 +94,6 @@ class PlainOutput:
 
     def api_task(self, task: dict[str, Any]) -> None:
         self.task(event_from_task(task), Verdict.LATEST)
-
-    def status(self, text: str | None) -> None:
-        if text and text != self._status:
-            print(text, file=self._err, flush=True)
-        self._status = text
-
-    def close(self) -> None:
-        pass
 
 
 class LiveOutput:

@@ -63,34 +63,26 @@
     bar.setAttribute('aria-labelledby', title.id);
     bar.appendChild(el('div', 'progress-fill'));
     var actions = el('div', 'task-actions');
-    var cancel = el('button', 'link task-cancel', 'Cancel');
-    cancel.type = 'button';
-    cancel.setAttribute('aria-label', 'Cancel ' + event.name);
-    cancel.addEventListener('click', function () {
-      cancel.disabled = true;
-      postJSON(options.cancelUrl(event.task_id)).catch(function (err) {
-        item.querySelector('.task-error').textContent = err.message;
-        cancel.disabled = false;
+    // A button that posts to the task's URL; the next pushed event shows what came of it.
+    function action(label, className, url) {
+      var button = el('button', 'link ' + className, label);
+      button.type = 'button';
+      button.setAttribute('aria-label', label + ' ' + event.name);
+      button.addEventListener('click', function () {
+        button.disabled = true;
+        postJSON(url(event.task_id)).catch(function (err) {
+          item.querySelector('.task-error').textContent = err.message;
+        }).then(function () { button.disabled = false; });
       });
-    });
-    actions.appendChild(cancel);
+      actions.appendChild(button);
+    }
+    action('Cancel', 'task-cancel', options.cancelUrl);
     if (options.resultUrl) {
       var download = el('a', 'task-result', 'Download result');
       download.href = options.resultUrl(event.task_id);
       actions.appendChild(download);
     }
-    if (options.retryUrl) {
-      var retry = el('button', 'link task-retry', 'Retry');
-      retry.type = 'button';
-      retry.setAttribute('aria-label', 'Retry ' + event.name);
-      retry.addEventListener('click', function () {
-        retry.disabled = true;
-        postJSON(options.retryUrl(event.task_id)).catch(function (err) {
-          item.querySelector('.task-error').textContent = err.message;
-        }).then(function () { retry.disabled = false; });
-      });
-      actions.appendChild(retry);
-    }
+    if (options.retryUrl) action('Retry', 'task-retry', options.retryUrl);
     item.appendChild(head);
     item.appendChild(bar);
     item.appendChild(el('p', 'task-message'));
