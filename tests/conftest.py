@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +76,30 @@ def app_config(
 
 
 @pytest.fixture
-def app(app_config: dict[str, Any]) -> Iterator[Flask]:
-    app = create_app(app_config)
+def make_app(app_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
+    """Apps built from the test config plus overrides; each is shut down (services, pool) after the test."""
+    apps: list[Flask] = []
+
+    def make(**overrides: Any) -> Flask:
+        app = create_app({**app_config, **overrides})
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        stop_background_services(app)
+        with app.app_context():
+            db.session.remove()
+            # An open connection left to the garbage collector is a ResourceWarning, an error here.
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    app = make_app()
     with app.app_context():
         db.create_all()
-    yield app
-    stop_background_services(app)
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return app
 
 
 @pytest.fixture

@@ -29,10 +29,8 @@ def test_ready_with_a_registered_worker(app, client, redis):
         worker.register_death()
 
 
-def test_not_ready_when_redis_is_unreachable(app_config):
-    from app import create_app
-
-    app = create_app({**app_config, "REDIS_URL": "redis://127.0.0.1:1/0"})
+def test_not_ready_when_redis_is_unreachable(make_app):
+    app = make_app(REDIS_URL="redis://127.0.0.1:1/0")
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json["checks"]["redis"]["ok"] is False

@@ -6,7 +6,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, search, stop_background_services
+from app import search
 from app.extensions import db
 from app.models import Post
 from app.posts import write_post
@@ -236,18 +236,13 @@ def test_an_empty_database_builds_an_empty_index():
     assert bodies("anything") == []
 
 
-def test_migrations_see_no_drift_once_the_index_exists(app_config, database_url):
+def test_migrations_see_no_drift_once_the_index_exists(make_app, database_url):
     assert flask(database_url, "db", "upgrade").returncode == 0
-    app = create_app(app_config)
-    try:
-        with app.app_context():
-            write_post(make_user("alice"), "Rust is fun")
-            rebuild(quiet)
-            assert INDEX_TABLE in tables()
-    finally:
-        stop_background_services(app)
-        with app.app_context():
-            db.engine.dispose()
+    app = make_app()
+    with app.app_context():
+        write_post(make_user("alice"), "Rust is fun")
+        rebuild(quiet)
+        assert INDEX_TABLE in tables()
     check = flask(database_url, "db", "check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "No new upgrade operations detected" in check.stdout + check.stderr

@@ -37,7 +37,7 @@ def reindex_search(ctx: TaskContext) -> dict[str, int]:
 
         posts = rebuild(progress)
     finally:
-        # Lapsed only if a step outlasted LOCK_TTL; the build itself has finished by now.
+        # Lapsed only if one step outlasted LOCK_TTL; this rebuild is over either way.
         with contextlib.suppress(LockNotOwnedError):
             lock.release()
     return {"posts": posts}
