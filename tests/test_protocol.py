@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 
 from app.commands import PROTOCOL_DOC, render_protocol_doc
 from app.extensions import db, socketio
-from app.models import Notification, Task, User, utcnow
+from app.models import Notification, Task, Token, User, utcnow
 from app.progress import payload, report
 from app.sansio.protocol import CLIENT_EVENTS, SERVER_EVENTS, TASK_PROGRESS_SCHEMA
 from tests.support import wait_for
@@ -214,3 +214,12 @@ def test_the_watchdog_forgets_old_events_and_expired_tokens(app, alice):
         assert sorted(n.seq for n in db.session.query(Notification)) == [2, 3]
     events = received(socketio.test_client(app, auth={"token": token, "last_seq": 0}))
     assert events[1] == ("resync", {"reason": "retention", "last_seq": 3})
+
+
+def test_an_expired_token_is_refused_at_connect(app, alice):
+    user_id, token = alice
+    with app.app_context():
+        db.session.execute(update(Token).where(Token.user_id == user_id).values(expires_at=utcnow()))
+        db.session.commit()
+    client = socketio.test_client(app, auth={"token": token})
+    assert not client.is_connected()
