@@ -124,6 +124,8 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "CANCEL_GRACE": _int(environ, "CANCEL_GRACE", 3),
         "PROGRESS_MIN_INTERVAL": _float(environ, "PROGRESS_MIN_INTERVAL", 0.05),
         "PROGRESS_STORE_INTERVAL": _float(environ, "PROGRESS_STORE_INTERVAL", 0.5),
+        # Sockets one web process serves at once (eventlet); raise the process's file limit to match.
+        "MAX_CONNECTIONS": _int(environ, "MAX_CONNECTIONS", 10_000),
         "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5),
         "TASK_TIMEOUTS": _timeouts(environ),
         "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),

@@ -34,10 +34,13 @@ def _shutdown(signum: int, frame: object) -> None:
 signal.signal(signal.SIGTERM, _shutdown)
 
 if __name__ == "__main__":
+    # eventlet's WSGI server holds 1,024 connections unless told otherwise: far too few sockets.
+    server_options = {"max_size": app.config["MAX_CONNECTIONS"]} if ASYNC_MODE == "eventlet" else {}
     socketio.run(
         app,
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "5000")),
         # The threading mode serves with Werkzeug; fine for development, and opting in is explicit.
         allow_unsafe_werkzeug=ASYNC_MODE == "threading",
+        **server_options,
     )

@@ -34,6 +34,9 @@ class Subscriber:
     """One per process: listens on the channel and hands each message to ``deliver``."""
 
     RETRY_MAX = 5.0
+    # Under a flood Redis always has the next message ready, and a green thread that never
+    # blocks never lets the socket writers run: yield to them every this many messages.
+    YIELD_EVERY = 32
     # How often an idle listener looks up from Redis to see whether it should stop.
     POLL_INTERVAL = 1.0
 
@@ -81,6 +84,7 @@ class Subscriber:
         pubsub = self._redis.pubsub()
         try:
             pubsub.subscribe(self._channel)
+            delivered = 0
             while not self._stopping:
                 raw = pubsub.get_message(timeout=self.POLL_INTERVAL)
                 if raw is None:
@@ -89,6 +93,9 @@ class Subscriber:
                     self._subscribed.set()
                 elif raw["type"] == "message":
                     self._deliver(raw["data"])
+                    delivered += 1
+                    if delivered % self.YIELD_EVERY == 0:
+                        self._socketio.sleep(0)
         finally:
             pubsub.close()
 

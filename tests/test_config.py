@@ -91,3 +91,8 @@ def test_progress_interval():
     for bad in ("fast", "-1"):
         with pytest.raises(settings.ConfigError, match="PROGRESS_MIN_INTERVAL"):
             settings.from_env({"PROGRESS_MIN_INTERVAL": bad})
+
+
+def test_max_connections():
+    assert settings.from_env({})["MAX_CONNECTIONS"] == 10_000
+    assert settings.from_env({"MAX_CONNECTIONS": "50000"})["MAX_CONNECTIONS"] == 50_000

@@ -208,3 +208,25 @@ def test_ticks_are_coalesced_too(app, redis):
         ("running", 100),
         ("succeeded", 100),
     ]
+
+
+def _stops_early(ctx):
+    for step in range(1, 51):
+        ctx.report(step, 100, f"item {step}")
+    return "half"
+
+
+def test_the_last_coalesced_report_is_on_the_final_event(app, redis, monkeypatch):
+    app.config["PROGRESS_STORE_INTERVAL"] = 60
+    app.config["PROGRESS_MIN_INTERVAL"] = 60
+    early = TaskType(name="early", title="", description="", func=_stops_early, params=(), timeout=30)
+    monkeypatch.setitem(catalogue.CATALOGUE, "early", early)
+    _, user_id = start(app, "early")
+    run_worker(app, redis)
+    final = history(app, user_id)[-1]
+    assert (final["status"], final["step"], final["total"], final["message"]) == (
+        "succeeded",
+        50,
+        100,
+        "Done",
+    )

@@ -37,6 +37,7 @@ class TaskContext:
     def __init__(self, task: Task) -> None:
         self.task = task
         self.result_file: str | None = None
+        self._pending: tuple[int, int, str] | None = None
         self._cancel_key = broker.keys.cancel(task.id)
         self._redis = broker.redis
         self._results_dir = Path(current_app.config["RESULTS_DIR"])
@@ -55,26 +56,38 @@ class TaskContext:
 
         Coalesced: stored (and published with a new seq) at most every
         PROGRESS_STORE_INTERVAL, published in between as a volatile tick at most every
-        PROGRESS_MIN_INTERVAL, otherwise only kept for the next event. The last step is
-        always stored.
+        PROGRESS_MIN_INTERVAL, otherwise only remembered for the next event. The last step
+        is always stored.
         """
         now = time.monotonic()
         if step >= total or self._stores.ready(now):
             self._ticks.ready(now, final=True)
+            self._pending = None
             self.check_cancelled()
             try:
                 report(self.task, step=step, total=total, message=message)
             except TransitionLost:
                 raise TaskCancelled from None
             return
-        # Kept on the row (unflushed) so the next event carries the latest values.
-        self.task.step, self.task.total, self.task.message = step, total, message[:256]
-        self.task.progress = percent(step, total)
         if self._ticks.ready(now):
+            self._apply(step, total, message)
             self.check_cancelled()
             tick(self.task)
         else:
+            # Plain attributes, not the ORM row: setting mapped attributes costs microseconds.
+            self._pending = (step, total, message)
             self.check_cancelled(now)
+
+    def flush(self) -> None:
+        """Put the last coalesced report on the row, for the task's final event."""
+        if self._pending is not None:
+            self._apply(*self._pending)
+
+    def _apply(self, step: int, total: int, message: str) -> None:
+        # Kept on the row (unflushed) so the next stored event starts from the latest values.
+        self._pending = None
+        self.task.step, self.task.total, self.task.message = step, total, message[:256]
+        self.task.progress = percent(step, total)
 
     def check_cancelled(self, now: float | None = None) -> None:
         if now is not None and not self._cancel_checks.ready(now):
@@ -146,6 +159,7 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
         job.save_meta()
         raise
 
+    ctx.flush()
     expires = utcnow() + timedelta(seconds=current_app.config["RESULT_TTL"]) if ctx.result_file else None
     report(
         task,
