@@ -120,11 +120,13 @@ def report(
     task.reported_at = time.time()
     task.seq = next_seq(task.user_id)
     data = payload(task, task.reported_at)
-    db.session.add(Notification(user_id=task.user_id, seq=task.seq, name=TASK_PROGRESS, payload=dict(data)))
+    user_id = task.user_id
+    db.session.add(Notification(user_id=user_id, seq=task.seq, name=TASK_PROGRESS, payload=dict(data)))
     db.session.commit()
+    # user_id was read before the commit expired the row: reading it now would cost a SELECT.
     publish(
         broker.redis,
         current_app.config["PROGRESS_CHANNEL"],
-        ChannelMessage(task.user_id, TASK_PROGRESS, dict(data)),
+        ChannelMessage(user_id, TASK_PROGRESS, dict(data)),
     )
     return data

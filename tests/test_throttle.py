@@ -17,3 +17,12 @@ def test_final_report_always_passes():
 def test_zero_interval_sends_everything():
     throttle = Throttle(0)
     assert all(throttle.ready(t) for t in (0.0, 0.0, 0.0))
+
+
+def test_due_is_when_the_next_report_may_pass():
+    throttle = Throttle(0.05)
+    assert throttle.due == float("-inf")
+    throttle.ready(1.0)
+    assert throttle.due == 1.05
+    assert not throttle.ready(1.04)
+    assert throttle.ready(throttle.due)

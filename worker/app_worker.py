@@ -6,9 +6,11 @@ from flask import Flask
 from rq import Queue, Worker
 from rq.executions import Execution
 from rq.job import Job
+from sqlalchemy.orm import configure_mappers
 
 from app.broker import Keys
 from app.extensions import db
+from app.models import Task
 from app.tasks.lifecycle import job_ended_badly
 
 
@@ -29,6 +31,16 @@ class AppWorker(Worker):
         self.app = app
         self._lease_ttl = lease_ttl
         self._keys: Keys = app.extensions["broker"].keys
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        # Each job runs in a fresh fork of this process, so whatever SQLAlchemy builds lazily
+        # (mapper configuration, compiled statements) would be rebuilt by every job, tens of
+        # milliseconds each time. Built once here, every fork inherits it.
+        with self.app.app_context():
+            configure_mappers()
+            db.session.get(Task, "")
+            db.session.rollback()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         lease = self._keys.lease(job.id)

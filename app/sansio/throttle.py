@@ -13,6 +13,11 @@ class Throttle:
         self.interval = interval
         self._last: float | None = None
 
+    @property
+    def due(self) -> float:
+        """The earliest time ``ready`` can next answer True."""
+        return float("-inf") if self._last is None else self._last + self.interval
+
     def ready(self, now: float, *, final: bool = False) -> bool:
         if final or self._last is None or now - self._last >= self.interval:
             self._last = now

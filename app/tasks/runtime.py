@@ -46,6 +46,8 @@ class TaskContext:
         self._stores = Throttle(current_app.config["PROGRESS_STORE_INTERVAL"])
         # Looking for a cancel request costs a Redis round trip: not more often than we publish.
         self._cancel_checks = Throttle(min(interval, self.CANCEL_POLL))
+        # Until then no report is due for storing, publishing or a cancel check.
+        self._quiet_until = float("-inf")
 
     @property
     def user_id(self) -> int:
@@ -60,6 +62,16 @@ class TaskContext:
         is always stored.
         """
         now = time.monotonic()
+        if step < total and now < self._quiet_until:
+            # The hot path of a tight loop: one clock read and one comparison.
+            self._pending = (step, total, message)
+            return
+        try:
+            self._report_due(step, total, message, now)
+        finally:
+            self._quiet_until = min(self._ticks.due, self._stores.due, self._cancel_checks.due)
+
+    def _report_due(self, step: int, total: int, message: str, now: float) -> None:
         if step >= total or self._stores.ready(now):
             self._ticks.ready(now, final=True)
             self._pending = None
@@ -68,13 +80,11 @@ class TaskContext:
                 report(self.task, step=step, total=total, message=message)
             except TransitionLost:
                 raise TaskCancelled from None
-            return
-        if self._ticks.ready(now):
+        elif self._ticks.ready(now):
             self._apply(step, total, message)
             self.check_cancelled()
             tick(self.task)
         else:
-            # Plain attributes, not the ORM row: setting mapped attributes costs microseconds.
             self._pending = (step, total, message)
             self.check_cancelled(now)
 
