@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from redis import Redis
 from sqlalchemy import event
 
 import config as settings
@@ -19,6 +20,7 @@ from app.extensions import broker, csrf, db, login_manager, migrate, socketio
 from app.fanout import Fanout
 from app.main import bp as main_bp
 from app.models import User
+from app.sansio.packet import Packet
 from app.search_views import bp as search_bp
 from app.sockets import register_socket_handlers
 from app.watchdog import Watchdog
@@ -55,6 +57,7 @@ def register_extensions(app: Flask) -> None:
         app,
         async_mode=app.config["ASYNC_MODE"],
         cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"] or None,
+        serializer=Packet,
     )
 
 
@@ -70,10 +73,10 @@ def register_blueprints(app: Flask) -> None:
 
 def register_background_services(app: Flask) -> None:
     """Create (not start) what a web process runs beside its requests; ``run.py`` starts them."""
-    state = app.extensions["broker"]
     fanout = app.extensions["fanout"] = Fanout(socketio)
+    subscription = Redis.from_url(app.config["REDIS_URL"], health_check_interval=30, protocol=2)
     app.extensions["progress_subscriber"] = Subscriber(
-        socketio, state.redis, app.config["PROGRESS_CHANNEL"], fanout.deliver
+        socketio, subscription, app.config["PROGRESS_CHANNEL"], fanout.deliver
     )
     app.extensions["watchdog"] = Watchdog(app, socketio)
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from flask_socketio import SocketIO
 
-from app.sansio.events import END_SESSION, ChannelMessage
+from app.sansio.events import END_SESSION, Incoming
+from app.sansio.packet import PreEncoded
 from app.sansio.protocol import ADMIN_TASK, SESSION_ENDED, TASK_PROGRESS
 from app.sansio.registry import Registry
 
@@ -25,16 +26,17 @@ class Fanout:
         self._registry = Registry()
         self._lock = threading.Lock()
 
-    def deliver(self, message: ChannelMessage) -> None:
+    def deliver(self, message: Incoming) -> None:
         if message.event == END_SESSION:
-            self._end_session(message.user_id, message.data)
+            self._end_session(message.user_id, message.data())
             return
+        payload = PreEncoded(message.body)
         with self._lock:
-            for sid in self._registry.route(message.user_id, message.data):
-                self._socketio.emit(message.event, message.data, to=sid)
+            for sid in self._registry.route(message):
+                self._socketio.emit(message.event, payload, to=sid)
             admins = self._registry.admins()
         if admins:
-            self._socketio.emit(ADMIN_TASK, {**message.data, "user_id": message.user_id}, to=admins)
+            self._socketio.emit(ADMIN_TASK, {**message.data(), "user_id": message.user_id}, to=admins)
 
     def connected(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
         """A new connection starts out replaying: its live events wait until ``go_live``."""
@@ -48,8 +50,8 @@ class Fanout:
     def go_live(self, sid: str, floor: int) -> None:
         """Send what arrived during the replay and is newer than ``floor``; live from now on."""
         with self._lock:
-            for data in self._registry.end_replay(sid, floor):
-                self._socketio.emit(TASK_PROGRESS, data, to=sid)
+            for message in self._registry.end_replay(sid, floor):
+                self._socketio.emit(TASK_PROGRESS, PreEncoded(message.body), to=sid)
 
     def user_of(self, sid: str) -> int:
         with self._lock:

@@ -1,13 +1,12 @@
 """A progress report is committed to the database, then published on the channel."""
 
-import json
-
 import pytest
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Notification, Task
 from app.progress import report
+from app.sansio.events import decode
 from app.sansio.status import TaskStatus
 from tests.conftest import make_user
 from tests.support import wait_for
@@ -24,7 +23,7 @@ def subscribed(app, redis):
 
 def next_published(pubsub):
     message = wait_for(lambda: pubsub.get_message(timeout=0.1), 5, "a published message")
-    return json.loads(message["data"])
+    return decode(message["data"])
 
 
 def test_report_persists_then_publishes(app, subscribed):
@@ -43,11 +42,9 @@ def test_report_persists_then_publishes(app, subscribed):
         assert row.started_at is not None and row.finished_at is None
 
     message = next_published(subscribed)
-    assert message["v"] == 1
-    assert message["user_id"] == user_id
-    assert message["event"] == "task_progress"
-    assert message["data"] == stored_payload
-    data = message["data"]
+    assert (message.user_id, message.event, message.seq) == (user_id, "task_progress", 1)
+    data = message.data()
+    assert data == stored_payload
     assert {
         k: data[k] for k in ("task_id", "name", "status", "progress", "step", "total", "message", "seq")
     } == {
@@ -72,5 +69,5 @@ def test_success_completes_the_bar_and_finishes(app, subscribed):
         report(task, status=TaskStatus.SUCCEEDED, result={"steps": 3})
         assert (task.progress, task.result, task.seq) == (100, {"steps": 3}, 2)
         assert task.finished_at is not None
-    seqs = [next_published(subscribed)["data"]["seq"] for _ in range(2)]
+    seqs = [next_published(subscribed).seq for _ in range(2)]
     assert seqs == [1, 2]

@@ -1,26 +1,30 @@
+import json
+
+from app.sansio.events import TASK_PROGRESS, Incoming
 from app.sansio.registry import Registry
 
 
-def event(seq):
-    return {"seq": seq, "task_id": "t"}
+def event(seq, *, volatile=False, step=0, user_id=1):
+    body = json.dumps({"task_id": "t", "seq": seq, "volatile": volatile, "step": step})
+    return Incoming(user_id, TASK_PROGRESS, seq, volatile, body)
 
 
 def test_live_events_are_buffered_during_replay_and_drained_past_the_floor_in_order():
     registry = Registry()
     registry.add("a", 1, "tok")
     for seq in (7, 5, 6, 9, 8):
-        assert registry.route(1, event(seq)) == []
-    assert [e["seq"] for e in registry.end_replay("a", floor=6)] == [7, 8, 9]
+        assert registry.route(event(seq)) == []
+    assert [e.seq for e in registry.end_replay("a", floor=6)] == [7, 8, 9]
     # Live now: sent at once, unless the replay already covered it.
-    assert registry.route(1, event(10)) == ["a"]
-    assert registry.route(1, event(6)) == []
+    assert registry.route(event(10)) == ["a"]
+    assert registry.route(event(6)) == []
 
 
 def test_a_duplicate_seq_is_sent_once():
     registry = Registry()
     registry.add("a", 1, "tok")
-    registry.route(1, event(3))
-    registry.route(1, event(3))
+    registry.route(event(3))
+    registry.route(event(3))
     assert registry.end_replay("a", floor=0) == [event(3)]
 
 
@@ -30,11 +34,11 @@ def test_buffers_are_per_user_and_per_connection():
     registry.add("b", 2, "tok2")
     registry.add("c", 1, "session")
     registry.end_replay("c", floor=0)
-    assert registry.route(1, event(1)) == ["c"]
+    assert registry.route(event(1)) == ["c"]
     assert registry.end_replay("b", floor=0) == []
     assert registry.end_replay("a", floor=0) == [event(1)]
     registry.begin_replay("c")
-    registry.route(1, event(2))
+    registry.route(event(2))
     assert registry.end_replay("c", floor=0) == [event(2)]
 
 
@@ -54,11 +58,11 @@ def test_sessions_find_the_sockets_of_one_token():
 def test_volatile_ticks_pass_the_floor_and_follow_their_stored_event():
     registry = Registry()
     registry.add("a", 1, "tok")
-    registry.route(1, {"seq": 4, "volatile": True, "step": 1})
-    registry.route(1, {"seq": 5, "step": 2})
-    registry.route(1, {"seq": 5, "volatile": True, "step": 3})
-    registry.route(1, {"seq": 5, "volatile": True, "step": 4})
+    registry.route(event(4, volatile=True, step=1))
+    registry.route(event(5, step=2))
+    registry.route(event(5, volatile=True, step=3))
+    registry.route(event(5, volatile=True, step=4))
     drained = registry.end_replay("a", floor=5)
-    assert [(e["seq"], e["step"]) for e in drained] == [(4, 1), (5, 3), (5, 4)]
-    assert registry.route(1, {"seq": 5, "volatile": True, "step": 5}) == ["a"]
-    assert registry.route(1, {"seq": 5, "step": 5}) == []
+    assert [(e.seq, e.data()["step"]) for e in drained] == [(4, 1), (5, 3), (5, 4)]
+    assert registry.route(event(5, volatile=True, step=5)) == ["a"]
+    assert registry.route(event(5, step=5)) == []

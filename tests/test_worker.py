@@ -1,6 +1,5 @@
 """The job lifecycle in a real RQ work horse (forked by our worker class), against real Redis."""
 
-import json
 import threading
 import time
 from datetime import timedelta
@@ -12,6 +11,7 @@ from sqlalchemy import select
 from app.broker import SERIALIZER
 from app.extensions import db, socketio
 from app.models import Notification, Task, utcnow
+from app.sansio.events import decode
 from app.sansio.params import Param
 from app.tasks import catalogue
 from app.tasks.errors import RetryableTaskError, TaskError
@@ -182,7 +182,7 @@ def test_a_flood_of_reports_is_stored_rarely_and_published_as_volatile_ticks(app
     ]
     published = []
     while (message := pubsub.get_message(timeout=1)) is not None:
-        published.append(json.loads(message["data"])["data"])
+        published.append(decode(message["data"]).data())
     pubsub.close()
     ticks = [e for e in published if e["volatile"]]
     assert [e["step"] for e in ticks] == list(range(1, 100))
@@ -198,7 +198,7 @@ def test_ticks_are_coalesced_too(app, redis):
     run_worker(app, redis)
     published = []
     while (message := pubsub.get_message(timeout=1)) is not None:
-        published.append(json.loads(message["data"])["data"])
+        published.append(decode(message["data"]).data())
     pubsub.close()
     assert [e["volatile"] for e in published].count(True) == 0
     assert [(e["status"], e["step"]) for e in published] == [

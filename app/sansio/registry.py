@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+
+from app.sansio.events import Incoming
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Connection:
     # The token hash or login-session id this connection authenticated with, so that
     # revoking one token or ending one session disconnects exactly its sockets.
     auth_id: str
-    buffer: list[dict[str, Any]] | None = field(default_factory=list)
+    buffer: list[Incoming] | None = field(default_factory=list)
     floor: int = 0
     # Operators' connections also see every user's tasks (as ``admin_task``, no replay).
     admin: bool = False
@@ -51,26 +52,26 @@ class Registry:
     def begin_replay(self, sid: str) -> None:
         self._connections[sid].buffer = []
 
-    def route(self, user_id: int, data: dict[str, Any]) -> list[str]:
+    def route(self, message: Incoming) -> list[str]:
         """The user's live connections that need this event now; replaying ones keep it for later."""
         ready = []
-        for sid in self._by_user.get(user_id, ()):
+        for sid in self._by_user.get(message.user_id, ()):
             connection = self._connections[sid]
             if connection.buffer is not None:
-                connection.buffer.append(data)
-            elif data.get("volatile") or data["seq"] > connection.floor:
+                connection.buffer.append(message)
+            elif message.volatile or (message.seq or 0) > connection.floor:
                 # A volatile tick is never replayed, so it cannot be a duplicate of the replay.
                 ready.append(sid)
         return ready
 
-    def end_replay(self, sid: str, floor: int) -> list[dict[str, Any]]:
+    def end_replay(self, sid: str, floor: int) -> list[Incoming]:
         """The buffered events the replay did not cover, in seq order; the connection goes live."""
         connection = self._connections[sid]
         pending, connection.buffer, connection.floor = connection.buffer or [], None, floor
-        stored = {data["seq"]: data for data in pending if not data.get("volatile") and data["seq"] > floor}
-        ticks = [data for data in pending if data.get("volatile")]
+        stored = {m.seq: m for m in pending if not m.volatile and (m.seq or 0) > floor}
+        ticks = [m for m in pending if m.volatile]
         # Each tick goes right after the stored event it follows (its seq); sorted() is stable.
-        return sorted([*stored.values(), *ticks], key=lambda data: (data["seq"], bool(data.get("volatile"))))
+        return sorted([*stored.values(), *ticks], key=lambda m: (m.seq or 0, m.volatile))
 
     def admins(self) -> list[str]:
         return sorted(self._admins)
