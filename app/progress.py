@@ -54,18 +54,33 @@ def payload(task: Task, now: float | None = None) -> dict[str, Any]:
     }
 
 
-def tick(task: Task) -> dict[str, Any]:
-    """Publish the task's in-memory progress without storing it: a volatile event.
+def tick(
+    user_id: int, stored: dict[str, Any], started: float, step: int, total: int, message: str
+) -> dict[str, Any]:
+    """Publish progress newer than the task's last stored event without storing it: a volatile event.
 
-    It carries the seq of the task's last stored event and is never replayed: a client
-    that was away gets the stored state, then the ticks that follow.
+    Built from that stored event's payload, never from the task's row: reading an expired
+    row autoflushes, which would open a write transaction (on SQLite, the database's one
+    write lock) and hold it until the next stored event. It carries the stored event's seq
+    and is never replayed: a client that was away gets the stored state, then the ticks
+    that follow.
     """
-    task.reported_at = time.time()
-    data = {**payload(task, task.reported_at), "volatile": True}
+    now = time.time()
+    rate, eta = rate_and_eta(step, total, started, now)
+    data = {
+        **stored,
+        "step": step,
+        "total": total,
+        "message": message[:256],
+        "progress": percent(step, total),
+        "rate": rate,
+        "eta": eta,
+        "duration": now - started,
+        "ts": now,
+        "volatile": True,
+    }
     publish(
-        broker.redis,
-        current_app.config["PROGRESS_CHANNEL"],
-        ChannelMessage(task.user_id, TASK_PROGRESS, data),
+        broker.redis, current_app.config["PROGRESS_CHANNEL"], ChannelMessage(user_id, TASK_PROGRESS, data)
     )
     return data
 

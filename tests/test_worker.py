@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app.broker import SERIALIZER
 from app.extensions import db, socketio
@@ -230,3 +230,45 @@ def test_the_last_coalesced_report_is_on_the_final_event(app, redis, monkeypatch
         100,
         "Done",
     )
+
+
+def _ticks_between_stores(ctx):
+    ctx.report(0, 100, "stored")
+    statements = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        for step in range(1, 20):
+            ctx.report(step, 100, f"tick {step}")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return statements
+
+
+def test_ticks_between_stored_events_touch_no_database(app, redis, monkeypatch):
+    # A tick that reloaded the task's row would autoflush and hold a write transaction (on
+    # SQLite the whole database's write lock) open until the next stored event.
+    app.config["PROGRESS_STORE_INTERVAL"] = 60
+    app.config["PROGRESS_MIN_INTERVAL"] = 0
+    ticking = TaskType(
+        name="ticking", title="", description="", func=_ticks_between_stores, params=(), timeout=30
+    )
+    monkeypatch.setitem(catalogue.CATALOGUE, "ticking", ticking)
+    pubsub = subscribed(app, redis)
+    _, user_id = start(app, "ticking")
+    run_worker(app, redis)
+    published = []
+    while (message := pubsub.get_message(timeout=1)) is not None:
+        published.append(decode(message["data"]).data())
+    pubsub.close()
+
+    final = history(app, user_id)[-1]
+    assert (final["status"], final["result"]) == ("succeeded", [])
+    ticks = [e for e in published if e["volatile"]]
+    assert [(e["step"], e["message"], e["progress"]) for e in ticks] == [
+        (s, f"tick {s}", s) for s in range(1, 20)
+    ]
+    assert final["step"] == 19, "the last tick's values are on the final event"

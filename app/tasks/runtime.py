@@ -16,7 +16,7 @@ from rq.timeouts import JobTimeoutException
 
 from app.extensions import broker, db
 from app.models import Task, utcnow
-from app.progress import TransitionLost, report, tick
+from app.progress import TransitionLost, payload, report, tick
 from app.sansio.events import percent
 from app.sansio.status import TaskStatus
 from app.sansio.throttle import Throttle
@@ -37,7 +37,12 @@ class TaskContext:
     def __init__(self, task: Task) -> None:
         self.task = task
         self.result_file: str | None = None
-        self._pending: tuple[int, int, str] | None = None
+        # The running task's last stored event; ticks are built from it, never from the row.
+        self._stored = payload(task)
+        self._user_id = task.user_id
+        self._started = task.started_at.timestamp() if task.started_at else time.time()
+        # The latest (step, total, message) reported but not stored yet, for the final event.
+        self._unstored: tuple[int, int, str] | None = None
         self._cancel_key = broker.keys.cancel(task.id)
         self._redis = broker.redis
         self._results_dir = Path(current_app.config["RESULTS_DIR"])
@@ -51,7 +56,7 @@ class TaskContext:
 
     @property
     def user_id(self) -> int:
-        return self.task.user_id
+        return self._user_id
 
     def report(self, step: int, total: int, message: str = "") -> None:
         """Report progress; cheap enough to call in a tight loop.
@@ -64,7 +69,7 @@ class TaskContext:
         now = time.monotonic()
         if step < total and now < self._quiet_until:
             # The hot path of a tight loop: one clock read and one comparison.
-            self._pending = (step, total, message)
+            self._unstored = (step, total, message)
             return
         try:
             self._report_due(step, total, message, now)
@@ -74,30 +79,27 @@ class TaskContext:
     def _report_due(self, step: int, total: int, message: str, now: float) -> None:
         if step >= total or self._stores.ready(now):
             self._ticks.ready(now, final=True)
-            self._pending = None
+            self._unstored = None
             self.check_cancelled()
             try:
-                report(self.task, step=step, total=total, message=message)
+                self._stored = report(self.task, step=step, total=total, message=message)
             except TransitionLost:
                 raise TaskCancelled from None
-        elif self._ticks.ready(now):
-            self._apply(step, total, message)
-            self.check_cancelled()
-            tick(self.task)
         else:
-            self._pending = (step, total, message)
-            self.check_cancelled(now)
+            self._unstored = (step, total, message)
+            if self._ticks.ready(now):
+                self.check_cancelled()
+                tick(self._user_id, self._stored, self._started, step, total, message)
+            else:
+                self.check_cancelled(now)
 
     def flush(self) -> None:
-        """Put the last coalesced report on the row, for the task's final event."""
-        if self._pending is not None:
-            self._apply(*self._pending)
-
-    def _apply(self, step: int, total: int, message: str) -> None:
-        # Kept on the row (unflushed) so the next stored event starts from the latest values.
-        self._pending = None
-        self.task.step, self.task.total, self.task.message = step, total, message[:256]
-        self.task.progress = percent(step, total)
+        """Put the latest unstored report on the row, for the task's final event."""
+        if self._unstored is not None:
+            step, total, message = self._unstored
+            self._unstored = None
+            self.task.step, self.task.total, self.task.message = step, total, message[:256]
+            self.task.progress = percent(step, total)
 
     def check_cancelled(self, now: float | None = None) -> None:
         if now is not None and not self._cancel_checks.ready(now):
