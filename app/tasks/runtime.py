@@ -49,8 +49,9 @@ class TaskContext:
         interval = current_app.config["PROGRESS_MIN_INTERVAL"]
         self._ticks = Throttle(interval)
         self._stores = Throttle(current_app.config["PROGRESS_STORE_INTERVAL"])
-        # Looking for a cancel request costs a Redis round trip: not more often than we publish.
-        self._cancel_checks = Throttle(min(interval, self.CANCEL_POLL))
+        # Looking for a cancel request costs a Redis round trip, as much as a tick: a tight
+        # loop looks every CANCEL_POLL, whatever the publishing rate.
+        self._cancel_checks = Throttle(self.CANCEL_POLL)
         # Until then no report is due for storing, publishing or a cancel check.
         self._quiet_until = float("-inf")
 
@@ -87,11 +88,9 @@ class TaskContext:
                 raise TaskCancelled from None
         else:
             self._unstored = (step, total, message)
+            self.check_cancelled(now)
             if self._ticks.ready(now):
-                self.check_cancelled()
                 tick(self._user_id, self._stored, self._started, step, total, message)
-            else:
-                self.check_cancelled(now)
 
     def flush(self) -> None:
         """Put the latest unstored report on the row, for the task's final event."""
