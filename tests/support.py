@@ -130,7 +130,7 @@ def fresh_database(url: str | None, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'app.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
     return url
