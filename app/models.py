@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, false, select, update
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, bindparam, false, select, update
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -207,6 +207,14 @@ def next_seq(user_id: int) -> int:
     A single UPDATE ... RETURNING is atomic on SQLite and PostgreSQL alike, so two workers
     reporting for one user never get the same number.
     """
-    return db.session.execute(
-        update(User).where(User.id == user_id).values(last_seq=User.last_seq + 1).returning(User.last_seq)
-    ).scalar_one()
+    return db.session.execute(_NEXT_SEQ, {"b_user_id": user_id}).scalar_one()
+
+
+# Built once (a statement built per call costs more than executing it).
+_USERS = User.__table__
+_NEXT_SEQ = (
+    update(_USERS)
+    .where(_USERS.c.id == bindparam("b_user_id"))
+    .values(last_seq=_USERS.c.last_seq + 1)
+    .returning(_USERS.c.last_seq)
+)

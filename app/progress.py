@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.channel import publish
 from app.extensions import broker, db
@@ -20,6 +21,33 @@ from app.models import Notification, Task, next_seq, utcnow
 from app.sansio.estimate import rate_and_eta
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, percent
 from app.sansio.status import TRANSITIONS, TaskStatus
+
+# Built once: a statement built per call costs more than executing it. The SET clause of
+# _CLAIM comes from the parameters' column names; its WHERE makes the status change a
+# compare-and-set.
+_TASKS = Task.__table__
+_CLAIM = update(_TASKS).where(
+    _TASKS.c.id == bindparam("b_id"), _TASKS.c.status.in_(bindparam("b_from", expanding=True))
+)
+_NOTIFY = insert(Notification.__table__)
+
+
+def _commit_keeping(task: Task) -> None:
+    """Commit, expiring everything the session holds but ``task``.
+
+    Its row is exactly what this transaction wrote; expiring it would make the next report
+    reload it. A change another process makes meanwhile (a cancel, the watchdog) still
+    wins: the next report's compare-and-set fails and refreshes the row.
+    """
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+    for obj in list(session.identity_map.values()):
+        if obj is not task:
+            session.expire(obj)
 
 
 class TransitionLost(Exception):
@@ -98,47 +126,42 @@ def report(
 
     Raises ``TransitionLost`` if the task is no longer in a state that allows this event.
     """
-    now = utcnow()
+    # A new task, or values ctx.flush() put on the row, are written first.
+    db.session.flush()
     previous = task.status
     target = status or TaskStatus(previous)
+    values: dict[str, Any] = {"status": target}
+    if status is not None:
+        if status is TaskStatus.RUNNING and previous != TaskStatus.RUNNING:
+            # Each attempt is timed from its own start, so rate and ETA stay honest after a retry.
+            values["started_at"] = utcnow()
+        if status.finished:
+            values["finished_at"] = utcnow()
+    if total is not None:
+        values["total"] = total
+    if step is not None:
+        values["step"] = step
+    if step is not None or total is not None:
+        values["progress"] = percent(values.get("step", task.step), values.get("total", task.total))
+    if status is TaskStatus.SUCCEEDED:
+        values["progress"] = 100
+    if message is not None:
+        values["message"] = message[:256]
+    values.update(fields)
+    values["reported_at"] = time.time()
+    values["seq"] = next_seq(task.user_id)
     allowed_from = [s for s, targets in TRANSITIONS.items() if target in targets]
-    claimed = db.session.execute(
-        update(Task)
-        .where(Task.id == task.id, Task.status.in_(allowed_from))
-        .values(status=target)
-        .execution_options(synchronize_session=False)
-    )
+    claimed = db.session.execute(_CLAIM, {**values, "b_id": task.id, "b_from": allowed_from})
     if claimed.rowcount != 1:
         db.session.rollback()
         db.session.refresh(task)
         raise TransitionLost(f"task {task.id} is {task.status}; cannot record {target}")
-
-    if status is not None:
-        task.status = status
-        if status is TaskStatus.RUNNING and previous != TaskStatus.RUNNING:
-            # Each attempt is timed from its own start, so rate and ETA stay honest after a retry.
-            task.started_at = now
-        if status.finished:
-            task.finished_at = now
-    if total is not None:
-        task.total = total
-    if step is not None:
-        task.step = step
-    if step is not None or total is not None:
-        task.progress = percent(task.step, task.total)
-    if status is TaskStatus.SUCCEEDED:
-        task.progress = 100
-    if message is not None:
-        task.message = message[:256]
-    for name, value in fields.items():
-        setattr(task, name, value)
-    task.reported_at = time.time()
-    task.seq = next_seq(task.user_id)
-    data = payload(task, task.reported_at)
+    for name, value in values.items():
+        set_committed_value(task, name, value)
+    data = payload(task, values["reported_at"])
     user_id = task.user_id
-    db.session.add(Notification(user_id=user_id, seq=task.seq, name=TASK_PROGRESS, payload=dict(data)))
-    db.session.commit()
-    # user_id was read before the commit expired the row: reading it now would cost a SELECT.
+    db.session.execute(_NOTIFY, {"user_id": user_id, "seq": task.seq, "name": TASK_PROGRESS, "payload": data})
+    _commit_keeping(task)
     publish(
         broker.redis,
         current_app.config["PROGRESS_CHANNEL"],
