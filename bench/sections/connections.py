@@ -22,7 +22,7 @@ from bench.support import PYTHON, Child, cpu_seconds, latency_summary, rss_kib, 
 FULL_LEVELS = (1000, 5000, 10000)
 QUICK_LEVELS = (500,)
 WARMUP_CLIENTS = 20
-IDLE_SECONDS = 1.5
+IDLE_SECONDS = 1.0
 
 
 def _baseline(bench: Bench, web: Web, users: list[tuple[int, str]]) -> int:

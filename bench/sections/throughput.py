@@ -43,7 +43,7 @@ def measure_product(bench: Bench, web: Web, clients: int) -> dict[str, Any]:
         connected = bench.connect_raw(raw, web.url, users)
         if connected["connected"] != clients:
             raise RuntimeError(f"only {connected['connected']} of {clients} clients connected: {connected}")
-        seconds = 1.0 if bench.quick else 2.0
+        seconds = 1.0 if bench.quick else 1.5
         after = bench.stack.last_seqs(user_ids)
         publisher.ask({"cmd": "prepare", "user_ids": user_ids, "count": CALIBRATION, "after": after})
         rate = _product_burst(raw, publisher, CALIBRATION)["delivered_per_s"]
@@ -114,7 +114,7 @@ def measure_bare(bench: Bench, mode: str, clients: int) -> dict[str, Any]:
             raise RuntimeError(
                 f"only {connected['connected']} of {clients} clients connected to the bare server"
             )
-        seconds = 1.0 if bench.quick else 2.0
+        seconds = 1.0 if bench.quick else 1.5
         rate = _bare_burst(raw, url, CALIBRATION)["delivered_per_s"]
         bursts = []
         for _ in range(bench.runs):
