@@ -14,6 +14,7 @@ sustained flood or waits until the flood stops.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -67,11 +68,16 @@ def measure_product(bench: Bench, web: Web, clients: int) -> dict[str, Any]:
 
 
 def _product_burst(raw: Child, publisher: Child, size: int) -> dict[str, Any]:
+    return _burst(raw, size, lambda: publisher.ask({"cmd": "burst", "count": size}, timeout=300)["start"])
+
+
+def _burst(raw: Child, size: int, emit: Callable[[], float]) -> dict[str, Any]:
+    """Start ``size`` events with ``emit`` (which returns when it started) and time their arrival."""
     before = raw.ask({"cmd": "count"})["progress"]
-    sent = publisher.ask({"cmd": "burst", "count": size}, timeout=300)
+    start = emit()
     done = raw.ask({"cmd": "until", "field": "progress", "total": before + size, "timeout": 120}, timeout=180)
     delivered = done["progress"] - before
-    elapsed = done["last"] - sent["start"]
+    elapsed = done["last"] - start
     return {
         "events": size,
         "delivered": delivered,
@@ -132,18 +138,12 @@ def measure_bare(bench: Bench, mode: str, clients: int) -> dict[str, Any]:
 
 
 def _bare_burst(raw: Child, url: str, size: int) -> dict[str, Any]:
-    before = raw.ask({"cmd": "count"})["progress"]
-    start = time.time()
-    requests.get(f"{url}/emit", params={"count": size}, timeout=10)
-    done = raw.ask({"cmd": "until", "field": "progress", "total": before + size, "timeout": 120}, timeout=180)
-    delivered = done["progress"] - before
-    elapsed = done["last"] - start
-    return {
-        "events": size,
-        "delivered": delivered,
-        "seconds": elapsed,
-        "delivered_per_s": delivered / elapsed,
-    }
+    def emit() -> float:
+        start = time.time()
+        requests.get(f"{url}/emit", params={"count": size}, timeout=10)
+        return start
+
+    return _burst(raw, size, emit)
 
 
 def _answers(url: str) -> bool:
