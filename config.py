@@ -126,6 +126,8 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "PROGRESS_STORE_INTERVAL": _float(environ, "PROGRESS_STORE_INTERVAL", 0.5),
         # Sockets one web process serves at once (eventlet); raise the process's file limit to match.
         "MAX_CONNECTIONS": _int(environ, "MAX_CONNECTIONS", 10_000),
+        # Packets queued for one socket past which its volatile ticks are skipped (0: never).
+        "MAX_SOCKET_BACKLOG": _int(environ, "MAX_SOCKET_BACKLOG", 100),
         "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5),
         "TASK_TIMEOUTS": _timeouts(environ),
         "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),

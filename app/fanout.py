@@ -21,8 +21,12 @@ NAMESPACE = "/"
 
 
 class Fanout:
-    def __init__(self, socketio: SocketIO) -> None:
+    def __init__(self, socketio: SocketIO, max_backlog: int = 0) -> None:
         self._socketio = socketio
+        # A client that stops reading (a frozen tab, a dead link not yet noticed) keeps
+        # every packet for it queued in this process until the ping timeout. Ticks are
+        # superseded by the next event anyway, so a lagging socket does without them.
+        self._max_backlog = max_backlog
         self._registry = Registry()
         self._lock = threading.Lock()
 
@@ -31,12 +35,21 @@ class Fanout:
             self._end_session(message.user_id, message.data())
             return
         payload = PreEncoded(message.body)
+        skip_lagging = message.volatile and self._max_backlog > 0
         with self._lock:
             for sid in self._registry.route(message):
+                if skip_lagging and self._backlog(sid) > self._max_backlog:
+                    continue
                 self._socketio.emit(message.event, payload, to=sid)
             admins = self._registry.admins()
         if admins:
             self._socketio.emit(ADMIN_TASK, {**message.data(), "user_id": message.user_id}, to=admins)
+
+    def _backlog(self, sid: str) -> int:
+        """Packets queued for the socket and not yet written (python-engineio's queue)."""
+        server = self._socketio.server
+        socket = server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
+        return socket.queue.qsize() if socket is not None else 0
 
     def connected(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
         """A new connection starts out replaying: its live events wait until ``go_live``."""

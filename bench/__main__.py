@@ -23,7 +23,16 @@ from bench.core import Bench
 from bench.stack import Stack
 from bench.support import ROOT, raise_file_limit
 
-SECTIONS = ("latency", "throughput", "connections", "report_cost", "pipeline", "polling", "async_modes")
+SECTIONS = (
+    "latency",
+    "throughput",
+    "connections",
+    "slow_clients",
+    "report_cost",
+    "pipeline",
+    "polling",
+    "async_modes",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -10,8 +10,10 @@ import time
 from typing import Any
 
 
-def progress_payload(user_id: int, seq: int, ts: float | None = None) -> dict[str, Any]:
-    step = seq % 1000
+def progress_payload(
+    user_id: int, seq: int, ts: float | None = None, *, step: int | None = None, volatile: bool = False
+) -> dict[str, Any]:
+    step = seq % 1000 if step is None else step % 1000
     return {
         "task_id": f"00000000-0000-4000-8000-{user_id:012d}",
         "name": "example_long_task",
@@ -27,7 +29,7 @@ def progress_payload(user_id: int, seq: int, ts: float | None = None) -> dict[st
         "duration": 0.25,
         "has_result_file": False,
         "seq": seq,
-        "volatile": False,
+        "volatile": volatile,
         "ts": time.time() if ts is None else ts,
         "result": None,
         "error": None,

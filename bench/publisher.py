@@ -29,6 +29,9 @@ class Publisher:
         self.channel = os.environ["PROGRESS_CHANNEL"]
         self.messages: list[bytes] = []
         self.seq: dict[int, int] = {}
+        # Messages per user so far (stored and volatile).
+        self.sent: dict[int, int] = {}
+        self.ticks_per_store = 0
         self.user_ids: list[int] = []
 
     def _start_after(self, after: dict[str, int] | None) -> None:
@@ -37,18 +40,31 @@ class Publisher:
         for user_id, seq in (after or {}).items():
             self.seq[int(user_id)] = max(self.seq.get(int(user_id), 0), seq)
 
-    def prepare(self, user_ids: list[int], count: int, after: dict[str, int] | None = None) -> dict[str, Any]:
-        """Encode ``count`` more messages round-robin over the users, each user's seq increasing."""
+    def prepare(
+        self,
+        user_ids: list[int],
+        count: int,
+        after: dict[str, int] | None = None,
+        ticks_per_store: int = 0,
+    ) -> dict[str, Any]:
+        """Encode ``count`` more messages round-robin over the users, each user's seq increasing.
+
+        With ``ticks_per_store`` N, each stored event is followed by N volatile ticks carrying
+        its seq, the mix a reporting job publishes.
+        """
         self._start_after(after)
         if user_ids != self.user_ids:
             self.user_ids, self.messages = user_ids, []
+        self.ticks_per_store = ticks_per_store
         users = cycle(user_ids)
         for _ in range(count):
             user_id = next(users)
-            self.seq[user_id] = seq = self.seq.get(user_id, 0) + 1
-            self.messages.append(
-                encode(ChannelMessage(user_id, TASK_PROGRESS, progress_payload(user_id, seq)))
-            )
+            self.sent[user_id] = sent = self.sent.get(user_id, 0) + 1
+            volatile = ticks_per_store > 0 and sent % (ticks_per_store + 1) != 0
+            if not volatile:
+                self.seq[user_id] = self.seq.get(user_id, 0) + 1
+            payload = progress_payload(user_id, self.seq.get(user_id, 0), step=sent, volatile=volatile)
+            self.messages.append(encode(ChannelMessage(user_id, TASK_PROGRESS, payload)))
         return {"prepared": len(self.messages)}
 
     def _backlog(self) -> int:
@@ -69,7 +85,9 @@ class Publisher:
             for _ in range(BATCH):
                 if index >= len(self.messages):
                     # Out of prepared messages: more for the same users, their seqs still increasing.
-                    self.prepare(self.user_ids, max(len(self.messages), BATCH))
+                    self.prepare(
+                        self.user_ids, max(len(self.messages), BATCH), ticks_per_store=self.ticks_per_store
+                    )
                 pipe.publish(self.channel, self.messages[index])
                 index += 1
             published += BATCH
@@ -87,7 +105,7 @@ class Publisher:
     def burst(self, count: int) -> dict[str, Any]:
         """Publish ``count`` prepared messages back to back; Redis queues what the node has not read."""
         if count > len(self.messages):
-            self.prepare(self.user_ids, count - len(self.messages))
+            self.prepare(self.user_ids, count - len(self.messages), ticks_per_store=self.ticks_per_store)
         pipe = self.redis.pipeline(transaction=False)
         start = time.time()
         for i in range(0, count, BATCH):

@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import struct
 import sys
 import time
@@ -156,6 +157,17 @@ class EioClient(asyncio.Protocol):
     def rearm(self) -> None:
         self._got_first = False
 
+    def stall(self) -> None:
+        """Stop reading, as a frozen tab or a dead link would: the server's writes back up.
+
+        A small receive buffer first, or loopback's autotuning (up to tens of MB) would
+        absorb the backlog in the kernel for a long while.
+        """
+        if self._transport is not None:
+            sock = self._transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            self._transport.pause_reading()
+
 
 class Clients:
     def __init__(self) -> None:
@@ -226,6 +238,11 @@ class Clients:
             "open": sum(not c.closed for c in self.clients),
         }
 
+    async def stall(self) -> dict:
+        for client in self.clients:
+            client.stall()
+        return {"stalled": len(self.clients)}
+
     async def close(self) -> dict:
         for client in self.clients:
             client.close()
@@ -264,6 +281,7 @@ def main() -> None:
                 "until": clients.until,
                 "arm": clients.arm,
                 "first": clients.first,
+                "stall": clients.stall,
                 "close": clients.close,
             }
         )

@@ -108,9 +108,16 @@ class Stack:
         with contextlib.suppress(ValueError):
             self.children.remove(child)
 
-    def start_web(self, mode: str = "eventlet", *, script: str = "run.py", name: str | None = None) -> Web:
+    def start_web(
+        self,
+        mode: str = "eventlet",
+        *,
+        script: str = "run.py",
+        name: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Web:
         port = free_port()
-        env = {"ASYNC_MODE": mode, "HOST": "127.0.0.1", "PORT": str(port)}
+        env = {**(env or {}), "ASYNC_MODE": mode, "HOST": "127.0.0.1", "PORT": str(port)}
         proc = self.child(name or f"web-{mode}-{port}", [PYTHON, script], env=env)
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: _healthy(url) or not proc.alive(), 60, f"{proc.name} to answer /healthz")

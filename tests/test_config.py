@@ -96,3 +96,10 @@ def test_progress_interval():
 def test_max_connections():
     assert settings.from_env({})["MAX_CONNECTIONS"] == 10_000
     assert settings.from_env({"MAX_CONNECTIONS": "50000"})["MAX_CONNECTIONS"] == 50_000
+
+
+def test_max_socket_backlog():
+    assert settings.from_env({})["MAX_SOCKET_BACKLOG"] == 100
+    assert settings.from_env({"MAX_SOCKET_BACKLOG": "0"})["MAX_SOCKET_BACKLOG"] == 0
+    with pytest.raises(settings.ConfigError, match="MAX_SOCKET_BACKLOG"):
+        settings.from_env({"MAX_SOCKET_BACKLOG": "many"})

@@ -50,7 +50,7 @@ def _post_all(url: str, tokens: list[str], jobs: int) -> None:
 
 
 def run(bench: Bench) -> dict[str, Any]:
-    jobs = 20 if bench.quick else 100
+    jobs = 20 if bench.quick else 60
     stack = bench.stack
     users = stack.ensure_users(jobs // JOBS_PER_USER)
     tokens = [token for _uid, token in users]
