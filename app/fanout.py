@@ -38,18 +38,17 @@ class Fanout:
         skip_lagging = message.volatile and self._max_backlog > 0
         with self._lock:
             for sid in self._registry.route(message):
-                if skip_lagging and self._backlog(sid) > self._max_backlog:
-                    continue
-                self._socketio.emit(message.event, payload, to=sid)
-            admins = self._registry.admins()
+                if not (skip_lagging and self._lagging(sid)):
+                    self._socketio.emit(message.event, payload, to=sid)
+            admins = [sid for sid in self._registry.admins() if not (skip_lagging and self._lagging(sid))]
         if admins:
             self._socketio.emit(ADMIN_TASK, {**message.data(), "user_id": message.user_id}, to=admins)
 
-    def _backlog(self, sid: str) -> int:
-        """Packets queued for the socket and not yet written (python-engineio's queue)."""
+    def _lagging(self, sid: str) -> bool:
+        """More than max_backlog packets queued for the socket, not yet written (python-engineio's queue)."""
         server = self._socketio.server
         socket = server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
-        return socket.queue.qsize() if socket is not None else 0
+        return socket is not None and socket.queue.qsize() > self._max_backlog
 
     def connected(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
         """A new connection starts out replaying: its live events wait until ``go_live``."""

@@ -207,12 +207,12 @@ def next_seq(user_id: int) -> int:
     A single UPDATE ... RETURNING is atomic on SQLite and PostgreSQL alike, so two workers
     reporting for one user never get the same number.
     """
-    return db.session.execute(_NEXT_SEQ, {"b_user_id": user_id}).scalar_one()
+    return db.session.execute(NEXT_SEQ, {"b_user_id": user_id}).scalar_one()
 
 
 # Built once (a statement built per call costs more than executing it).
 _USERS = User.__table__
-_NEXT_SEQ = (
+NEXT_SEQ = (
     update(_USERS)
     .where(_USERS.c.id == bindparam("b_user_id"))
     .values(last_seq=_USERS.c.last_seq + 1)

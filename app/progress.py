@@ -9,6 +9,7 @@ cancel as the job starts), exactly one transition wins and the loser is told.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from flask import current_app
@@ -17,19 +18,57 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.channel import publish
 from app.extensions import broker, db
-from app.models import Notification, Task, next_seq, utcnow
+from app.models import NEXT_SEQ, Notification, Task, User, next_seq, utcnow
 from app.sansio.estimate import rate_and_eta
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, percent
 from app.sansio.status import TRANSITIONS, TaskStatus
 
-# Built once: a statement built per call costs more than executing it. The SET clause of
-# _CLAIM comes from the parameters' column names; its WHERE makes the status change a
-# compare-and-set.
+# Built once: a statement built per call costs more than executing it. Its WHERE makes the
+# status change a compare-and-set; its SET clause comes from the parameters' names, so a
+# report always sets every column of EVENT_COLUMNS (unchanged ones to their current value):
+# one shape, compiled once (see warm_up).
 _TASKS = Task.__table__
 _CLAIM = update(_TASKS).where(
     _TASKS.c.id == bindparam("b_id"), _TASKS.c.status.in_(bindparam("b_from", expanding=True))
 )
+EVENT_COLUMNS = (
+    "status",
+    "started_at",
+    "finished_at",
+    "step",
+    "total",
+    "progress",
+    "message",
+    "error",
+    "result",
+    "result_file",
+    "result_expires_at",
+    "reported_at",
+    "seq",
+)
 _NOTIFY = insert(Notification.__table__)
+
+
+def warm_up() -> None:
+    """Run every statement report() runs once, in a transaction rolled back, so that they are compiled.
+
+    For processes that fork per job (the worker): each fork inherits the compiled
+    statements instead of compiling them anew. The scratch user exists only inside the
+    transaction.
+    """
+    users = User.__table__
+    scratch = f"warm-up-{uuid.uuid4().hex}"
+    try:
+        # "!" matches no password: the row could never be logged into, even if it were kept.
+        row = insert(users).values(username=scratch, email=f"{scratch}@invalid", password_hash="!")  # noqa: S106
+        user_id = db.session.execute(row).inserted_primary_key[0]
+        db.session.execute(NEXT_SEQ, {"b_user_id": user_id})
+        db.session.execute(
+            _CLAIM, {**dict.fromkeys(EVENT_COLUMNS), "b_id": "", "b_from": [TaskStatus.QUEUED]}
+        )
+        db.session.execute(_NOTIFY, {"user_id": user_id, "seq": 0, "name": TASK_PROGRESS, "payload": {}})
+    finally:
+        db.session.rollback()
 
 
 def _commit_keeping(task: Task) -> None:
@@ -126,11 +165,12 @@ def report(
 
     Raises ``TransitionLost`` if the task is no longer in a state that allows this event.
     """
-    # A new task, or values ctx.flush() put on the row, are written first.
+    # A new task is written first.
     db.session.flush()
     previous = task.status
     target = status or TaskStatus(previous)
-    values: dict[str, Any] = {"status": target}
+    values: dict[str, Any] = {name: getattr(task, name) for name in EVENT_COLUMNS}
+    values["status"] = target
     if status is not None:
         if status is TaskStatus.RUNNING and previous != TaskStatus.RUNNING:
             # Each attempt is timed from its own start, so rate and ETA stay honest after a retry.
@@ -142,7 +182,7 @@ def report(
     if step is not None:
         values["step"] = step
     if step is not None or total is not None:
-        values["progress"] = percent(values.get("step", task.step), values.get("total", task.total))
+        values["progress"] = percent(values["step"], values["total"])
     if status is TaskStatus.SUCCEEDED:
         values["progress"] = 100
     if message is not None:

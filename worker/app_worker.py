@@ -11,6 +11,7 @@ from sqlalchemy.orm import configure_mappers
 from app.broker import Keys
 from app.extensions import db
 from app.models import Task
+from app.progress import warm_up
 from app.tasks.lifecycle import job_ended_badly
 
 
@@ -35,12 +36,12 @@ class AppWorker(Worker):
 
     def _warm_up(self) -> None:
         # Each job runs in a fresh fork of this process, so whatever SQLAlchemy builds lazily
-        # (mapper configuration, compiled statements) would be rebuilt by every job, tens of
+        # (mapper configuration, compiled statements) would be rebuilt by every job, a few
         # milliseconds each time. Built once here, every fork inherits it.
         with self.app.app_context():
             configure_mappers()
             db.session.get(Task, "")
-            db.session.rollback()
+            warm_up()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         lease = self._keys.lease(job.id)

@@ -1,17 +1,16 @@
 """Coalescing a flood of progress reports: at most one every ``interval`` seconds.
 
 A task may report a million times; users see no difference past ~20 updates a second,
-while every report costs a commit and a publish. The final step is always sent, and
-status changes never pass through here.
+while every report costs a commit and a publish. Status changes never pass through here.
 """
 
 from __future__ import annotations
 
 
 class Throttle:
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, *, since: float | None = None) -> None:
         self.interval = interval
-        self._last: float | None = None
+        self._last = since
 
     @property
     def due(self) -> float:

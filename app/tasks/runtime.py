@@ -17,7 +17,6 @@ from rq.timeouts import JobTimeoutException
 from app.extensions import broker, db
 from app.models import Task, utcnow
 from app.progress import TransitionLost, payload, report, tick
-from app.sansio.events import percent
 from app.sansio.status import TaskStatus
 from app.sansio.throttle import Throttle
 from app.tasks.catalogue import CATALOGUE
@@ -41,17 +40,20 @@ class TaskContext:
         self._stored = payload(task)
         self._user_id = task.user_id
         self._started = task.started_at.timestamp() if task.started_at else time.time()
-        # The latest (step, total, message) reported but not stored yet, for the final event.
-        self._unstored: tuple[int, int, str] | None = None
+        # The latest (step, total) reported but not stored yet, for the final event.
+        self._unstored: tuple[int, int] | None = None
         self._cancel_key = broker.keys.cancel(task.id)
         self._redis = broker.redis
         self._results_dir = Path(current_app.config["RESULTS_DIR"])
-        interval = current_app.config["PROGRESS_MIN_INTERVAL"]
-        self._ticks = Throttle(interval)
-        self._stores = Throttle(current_app.config["PROGRESS_STORE_INTERVAL"])
+        self._ticks = Throttle(current_app.config["PROGRESS_MIN_INTERVAL"])
+        # The running event was stored a moment ago: the interval runs from there, so a
+        # report at the start of the work is a tick, not a second stored event.
+        self._stores = Throttle(current_app.config["PROGRESS_STORE_INTERVAL"], since=time.monotonic())
         # Looking for a cancel request costs a Redis round trip, as much as a tick: a tight
         # loop looks every CANCEL_POLL, whatever the publishing rate.
         self._cancel_checks = Throttle(self.CANCEL_POLL)
+        # The (step, total) of the last final step published, so that it is published once.
+        self._final: tuple[int, int] | None = None
         # Until then no report is due for storing, publishing or a cancel check.
         self._quiet_until = float("-inf")
 
@@ -65,12 +67,12 @@ class TaskContext:
         Coalesced: stored (and published with a new seq) at most every
         PROGRESS_STORE_INTERVAL, published in between as a volatile tick at most every
         PROGRESS_MIN_INTERVAL, otherwise only remembered for the next event. The last step
-        is always stored.
+        is always published; the task's final event stores it.
         """
         now = time.monotonic()
         if step < total and now < self._quiet_until:
             # The hot path of a tight loop: one clock read and one comparison.
-            self._unstored = (step, total, message)
+            self._unstored = (step, total)
             return
         try:
             self._report_due(step, total, message, now)
@@ -78,7 +80,7 @@ class TaskContext:
             self._quiet_until = min(self._ticks.due, self._stores.due, self._cancel_checks.due)
 
     def _report_due(self, step: int, total: int, message: str, now: float) -> None:
-        if step >= total or self._stores.ready(now):
+        if self._stores.ready(now):
             self._ticks.ready(now, final=True)
             self._unstored = None
             self.check_cancelled()
@@ -86,19 +88,19 @@ class TaskContext:
                 self._stored = report(self.task, step=step, total=total, message=message)
             except TransitionLost:
                 raise TaskCancelled from None
-        else:
-            self._unstored = (step, total, message)
-            self.check_cancelled(now)
-            if self._ticks.ready(now):
-                tick(self._user_id, self._stored, self._started, step, total, message)
+            return
+        self._unstored = (step, total)
+        self.check_cancelled(now)
+        last = (step, total) if step >= total else None
+        if self._ticks.ready(now, final=last is not None and last != self._final):
+            self._final = last
+            tick(self._user_id, self._stored, self._started, step, total, message)
 
-    def flush(self) -> None:
-        """Put the latest unstored report on the row, for the task's final event."""
+    def latest(self) -> tuple[int, int]:
+        """The latest (step, total) reported, stored or not: what the final event carries."""
         if self._unstored is not None:
-            step, total, message = self._unstored
-            self._unstored = None
-            self.task.step, self.task.total, self.task.message = step, total, message[:256]
-            self.task.progress = percent(step, total)
+            return self._unstored
+        return self.task.step, self.task.total
 
     def check_cancelled(self, now: float | None = None) -> None:
         if now is not None and not self._cancel_checks.ready(now):
@@ -170,11 +172,13 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
         job.save_meta()
         raise
 
-    ctx.flush()
+    step, total = ctx.latest()
     expires = utcnow() + timedelta(seconds=current_app.config["RESULT_TTL"]) if ctx.result_file else None
     report(
         task,
         status=TaskStatus.SUCCEEDED,
+        step=step,
+        total=total,
         message="Done",
         result=result,
         result_file=ctx.result_file,
