@@ -19,6 +19,7 @@ from app.models import Task, utcnow
 from app.progress import TransitionLost, payload, report, tick
 from app.sansio.status import TaskStatus
 from app.sansio.throttle import Throttle
+from app.tasks.alarm import Alarm
 from app.tasks.catalogue import CATALOGUE
 from app.tasks.errors import RetryableTaskError, TaskCancelled, TaskError
 
@@ -54,8 +55,10 @@ class TaskContext:
         self._cancel_checks = Throttle(self.CANCEL_POLL)
         # The (step, total) of the last final step published, so that it is published once.
         self._final: tuple[int, int] | None = None
-        # Until then no report is due for storing, publishing or a cancel check.
+        # Until then no report is due for storing, publishing or a cancel check; the alarm
+        # rings then, so that a report before it reads a flag instead of the clock.
         self._quiet_until = float("-inf")
+        self._alarm = Alarm()
 
     @property
     def user_id(self) -> int:
@@ -69,15 +72,20 @@ class TaskContext:
         PROGRESS_MIN_INTERVAL, otherwise only remembered for the next event. The last step
         is always published; the task's final event stores it.
         """
+        if step < total and not self._alarm.rang:
+            # The hot path of a tight loop: one attribute read and two comparisons.
+            self._unstored = (step, total)
+            return
         now = time.monotonic()
         if step < total and now < self._quiet_until:
-            # The hot path of a tight loop: one clock read and one comparison.
+            # The alarm rang a little early.
             self._unstored = (step, total)
             return
         try:
             self._report_due(step, total, message, now)
         finally:
             self._quiet_until = min(self._ticks.due, self._stores.due, self._cancel_checks.due)
+            self._alarm.set(self._quiet_until, now)
 
     def _report_due(self, step: int, total: int, message: str, now: float) -> None:
         if self._stores.ready(now):
