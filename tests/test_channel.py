@@ -1,0 +1,59 @@
+"""The progress channel's subscriber: every message, in order, to the fan-out; it survives a lost connection."""
+
+import pytest
+from redis import Redis
+
+from app.channel import Subscriber
+from app.extensions import socketio
+from app.sansio.events import TASK_PROGRESS, ChannelMessage, encode
+from tests.support import wait_for
+
+
+def _listeners(redis: Redis, name: str) -> list[dict]:
+    return [c for c in redis.client_list(_type="pubsub") if c["name"] == name]
+
+
+@pytest.fixture
+def received(app, redis, redis_url, unique):
+    messages = []
+    # Named, so that the test can find its connection among the server's clients.
+    subscription = Redis.from_url(redis_url, health_check_interval=30, protocol=2, client_name=unique)
+    subscriber = Subscriber(socketio, subscription, unique, messages.append)
+    assert subscriber.ensure_started()
+    yield messages
+    subscriber.stop()
+    wait_for(lambda: not _listeners(redis, unique), 10, "the listener to stop")
+    subscription.close()
+
+
+def _message(user_id: int, seq: int) -> bytes:
+    return encode(ChannelMessage(user_id, TASK_PROGRESS, {"seq": seq, "step": seq}))
+
+
+def test_every_message_reaches_the_fan_out_in_order(redis, unique, received):
+    for seq in range(1, 201):
+        redis.publish(unique, _message(seq % 3, seq))
+    wait_for(lambda: len(received) == 200, 10, "200 messages")
+    assert [(m.user_id, m.seq) for m in received] == [(seq % 3, seq) for seq in range(1, 201)]
+    assert received[0].data() == {"seq": 1, "step": 1}
+
+
+def test_a_malformed_message_is_dropped_and_the_next_one_delivered(redis, unique, received):
+    redis.publish(unique, b"not a channel message")
+    redis.publish(unique, _message(1, 1))
+    wait_for(lambda: received, 10, "the good message")
+    assert [m.seq for m in received] == [1]
+
+
+def test_a_lost_connection_is_subscribed_again(redis, unique, received, caplog):
+    redis.publish(unique, _message(1, 1))
+    wait_for(lambda: received, 10, "the first message")
+    (listener,) = _listeners(redis, unique)
+    redis.client_kill_filter(_id=listener["id"])
+
+    def delivered_after_loss():
+        redis.publish(unique, _message(1, 2))
+        return [m.seq for m in received if m.seq == 2]
+
+    wait_for(delivered_after_loss, 15, "a message after the connection was lost", interval=0.2)
+    assert "progress channel lost" in caplog.text
