@@ -19,10 +19,13 @@ def test_it_rings_once_the_deadline_passes():
 
 
 def test_a_later_deadline_replaces_the_earlier_one():
-    alarm = Alarm()
+    alarm, witness = Alarm(), Alarm()
     alarm.set(time.monotonic() + 0.01, time.monotonic())
     alarm.set(time.monotonic() + 60, time.monotonic())
-    time.sleep(0.3)
+    # The watcher rings in deadline order: once the witness has rung, the replaced
+    # deadline, earlier than the witness's, has been passed over.
+    witness.set(time.monotonic() + 0.1, time.monotonic())
+    wait_for(lambda: witness.rang, 10, "the witness")
     assert not alarm.rang
     alarm.set(time.monotonic() + 0.05, time.monotonic())
     wait_for(lambda: alarm.rang, 10, "the alarm")
@@ -55,9 +58,9 @@ def test_alarms_ring_in_a_forked_child_too():
     if pid == 0:
         alarm = Alarm()
         alarm.set(time.monotonic() + 0.05, time.monotonic())
-        deadline = time.monotonic() + 10
-        while not alarm.rang and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os._exit(0 if alarm.rang else 1)
+        try:
+            wait_for(lambda: alarm.rang, 10, "the alarm in the child")
+        finally:
+            os._exit(0 if alarm.rang else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
