@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from redis import Redis
 from sqlalchemy import event
 
 import config as settings
 from app.admin import bp as admin_bp
 from app.api import bp as api_bp
 from app.auth import bp as auth_bp
+from app.broker import connect
 from app.channel import Subscriber
 from app.commands import register_commands
 from app.extensions import broker, csrf, db, login_manager, migrate, socketio
@@ -74,7 +74,7 @@ def register_blueprints(app: Flask) -> None:
 def register_background_services(app: Flask) -> None:
     """Create (not start) what a web process runs beside its requests; ``run.py`` starts them."""
     fanout = app.extensions["fanout"] = Fanout(socketio, app.config["MAX_SOCKET_BACKLOG"])
-    subscription = Redis.from_url(app.config["REDIS_URL"], health_check_interval=30, protocol=2)
+    subscription = connect(app.config["REDIS_URL"], health_check_interval=30, protocol=2)
     app.extensions["progress_subscriber"] = Subscriber(
         socketio, subscription, app.config["PROGRESS_CHANNEL"], fanout.deliver
     )
@@ -102,4 +102,5 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
