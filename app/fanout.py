@@ -7,6 +7,7 @@ for a replaying connection or sent to a live one, never both and never neither.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -19,14 +20,19 @@ from app.sansio.registry import Registry
 
 NAMESPACE = "/"
 
+log = logging.getLogger(__name__)
+
 
 class Fanout:
-    def __init__(self, socketio: SocketIO, max_backlog: int = 0) -> None:
+    def __init__(self, socketio: SocketIO, max_backlog: int = 0, close_backlog: int = 0) -> None:
         self._socketio = socketio
         # A client that stops reading (a frozen tab, a dead link not yet noticed) keeps
         # every packet for it queued in this process until the ping timeout. Ticks are
-        # superseded by the next event anyway, so a lagging socket does without them.
+        # superseded by the next event anyway, so a lagging socket does without them; past
+        # close_backlog even stored events wait in vain, and the socket is closed: the client
+        # reconnects and catches up from the database, where they are.
         self._max_backlog = max_backlog
+        self._close_backlog = close_backlog
         self._registry = Registry()
         self._lock = threading.Lock()
 
@@ -35,20 +41,35 @@ class Fanout:
             self._end_session(message.user_id, message.data())
             return
         payload = PreEncoded(message.body)
-        skip_lagging = message.volatile and self._max_backlog > 0
+        limit = self._max_backlog if message.volatile else 0
+        stalled: list[Any] = []
         with self._lock:
             for sid in self._registry.route(message):
-                if not (skip_lagging and self._lagging(sid)):
+                if self._may_send(sid, limit, stalled):
                     self._socketio.emit(message.event, payload, to=sid)
-            admins = [sid for sid in self._registry.admins() if not (skip_lagging and self._lagging(sid))]
+            admins = [sid for sid in self._registry.admins() if self._may_send(sid, limit, stalled)]
         if admins:
             self._socketio.emit(ADMIN_TASK, {**message.data(), "user_id": message.user_id}, to=admins)
+        for socket in stalled:
+            _abort(socket)
 
-    def _lagging(self, sid: str) -> bool:
-        """More than max_backlog packets queued for the socket, not yet written (python-engineio's queue)."""
+    def _may_send(self, sid: str, limit: int, stalled: list[Any]) -> bool:
+        """Whether the socket's backlog allows another packet; a stalled socket is added to ``stalled``.
+
+        The backlog is python-engineio's per-socket queue: packets not yet written. ``limit``
+        applies to ticks (0: none); ``close_backlog`` to every packet.
+        """
+        if not (limit or self._close_backlog):
+            return True
         server = self._socketio.server
         socket = server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
-        return socket is not None and socket.queue.qsize() > self._max_backlog
+        if socket is None:
+            return True
+        backlog = socket.queue.qsize()
+        if self._close_backlog and backlog >= self._close_backlog:
+            stalled.append(socket)
+            return False
+        return not (limit and backlog > limit)
 
     def connected(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
         """A new connection starts out replaying: its live events wait until ``go_live``."""
@@ -79,3 +100,24 @@ class Fanout:
         for sid in sids:
             self._socketio.emit(SESSION_ENDED, {"reason": data.get("reason")}, to=sid)
             self._socketio.server.disconnect(sid, namespace=NAMESPACE)
+
+
+def _abort(socket: Any) -> None:
+    """Close an Engine.IO socket whose client stopped reading, and free what is queued for it.
+
+    Engine.IO's own disconnect waits for the queue to drain, which a stalled client never
+    lets happen. The disconnect handlers run now; the writer, blocked on the client, exits
+    once its current write completes or fails, and closes the connection.
+    """
+    if socket.closed:
+        return
+    log.warning("closing socket %s: %d packets waiting, client not reading", socket.sid, socket.queue.qsize())
+    socket.close(wait=False, abort=True)
+    empty = socket.server.get_queue_empty_exception()
+    while True:
+        try:
+            socket.queue.get(block=False)
+        except empty:
+            break
+        socket.queue.task_done()
+    socket.queue.put(None)

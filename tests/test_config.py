@@ -103,3 +103,10 @@ def test_max_socket_backlog():
     assert settings.from_env({"MAX_SOCKET_BACKLOG": "0"})["MAX_SOCKET_BACKLOG"] == 0
     with pytest.raises(settings.ConfigError, match="MAX_SOCKET_BACKLOG"):
         settings.from_env({"MAX_SOCKET_BACKLOG": "many"})
+
+
+def test_close_socket_backlog():
+    assert settings.from_env({})["CLOSE_SOCKET_BACKLOG"] == 1_000
+    assert settings.from_env({"CLOSE_SOCKET_BACKLOG": "0"})["CLOSE_SOCKET_BACKLOG"] == 0
+    with pytest.raises(settings.ConfigError, match="CLOSE_SOCKET_BACKLOG"):
+        settings.from_env({"CLOSE_SOCKET_BACKLOG": "-"})

@@ -1,7 +1,11 @@
-"""A client that stops reading: its volatile ticks are skipped, its stored events never, others keep up."""
+"""A client that stops reading: its volatile ticks are skipped, its stored events never, others keep up.
+
+Past CLOSE_SOCKET_BACKLOG its socket is closed, and it catches up from the database.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -12,8 +16,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+import sqlalchemy as sa
 import websocket
 
+from app.models import Notification, User
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, encode
 from app.sansio.protocol import ADMIN_TASK
 from tests.support import ROOT
@@ -32,7 +38,9 @@ class RawClient:
     after a few hundred KiB, instead of into this machine's kernel.
     """
 
-    def __init__(self, base_url: str, token: str, event: str = TASK_PROGRESS) -> None:
+    def __init__(
+        self, base_url: str, token: str, event: str = TASK_PROGRESS, last_seq: int | None = None
+    ) -> None:
         self.event = event
         host = urlsplit(base_url).netloc
         self.ws = websocket.create_connection(
@@ -41,12 +49,20 @@ class RawClient:
             timeout=10,
         )
         assert self.ws.recv().startswith("0"), "Engine.IO open packet"
-        self.ws.send("40" + json.dumps({"token": token}))
+        auth = {"token": token} if last_seq is None else {"token": token, "last_seq": last_seq}
+        self.ws.send("40" + json.dumps(auth))
         self.events: list[dict] = []
         self._next(lambda packet: packet.startswith("40"), 10)
 
     def read_until(self, done, timeout: float) -> None:
-        self._next(lambda _packet: done(self.events), timeout)
+        # A resume's replay arrives before the connect is acknowledged: maybe all of it already.
+        if not done(self.events):
+            self._next(lambda _packet: done(self.events), timeout)
+
+    def read_until_closed(self, timeout: float) -> None:
+        """Read until the server ends the connection."""
+        with contextlib.suppress(websocket.WebSocketConnectionClosedException):
+            self._next(lambda packet: packet == "", timeout)
 
     def _next(self, done, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -66,6 +82,8 @@ class RawClient:
 
     def close(self) -> None:
         self.ws.close()
+        # close() leaves the socket open when the server ended the connection first.
+        self.ws.shutdown()
 
 
 def _user(base_url: str, name: str) -> tuple[int, str]:
@@ -104,12 +122,16 @@ def _messages(user_id: int, count: int, size: int) -> list[tuple[bool, int, byte
 
 @pytest.fixture
 def live_stack_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    return {"MAX_SOCKET_BACKLOG": str(request.param)}
+    return dict(request.param)
+
+
+CAPPED = {"MAX_SOCKET_BACKLOG": "20", "CLOSE_SOCKET_BACKLOG": "0"}
+UNCAPPED = {"MAX_SOCKET_BACKLOG": "0", "CLOSE_SOCKET_BACKLOG": "0"}
 
 
 @pytest.mark.parametrize(
     ("live_stack_env", "role"),
-    [(20, "owner"), (0, "owner"), (20, "admin")],
+    [(CAPPED, "owner"), (UNCAPPED, "owner"), (CAPPED, "admin")],
     ids=["capped", "uncapped", "capped-admin"],
     indirect=["live_stack_env"],
 )
@@ -176,3 +198,68 @@ def test_a_stalled_client_loses_ticks_only_and_does_not_hold_up_the_others(live_
         assert len(ticks) < published_ticks // 2, f"{len(ticks)} of {published_ticks} ticks queued"
     else:
         assert len(ticks) == published_ticks
+
+
+def _store(database_url: str, user_id: int, events: list[dict]) -> None:
+    """What the jobs' reports stored before publishing: the notifications a resume replays."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(Notification.__table__),
+                [{"user_id": user_id, "seq": e["seq"], "name": TASK_PROGRESS, "payload": e} for e in events],
+            )
+            conn.execute(
+                sa.update(User.__table__).where(User.id == user_id).values(last_seq=events[-1]["seq"])
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "live_stack_env",
+    [{"MAX_SOCKET_BACKLOG": "20", "CLOSE_SOCKET_BACKLOG": "100", "REPLAY_LIMIT": "5000"}],
+    indirect=True,
+)
+def test_a_client_too_far_behind_is_closed_and_catches_up_from_the_database(live_stack, live_stack_env):
+    stalled_id, stalled_token = _user(live_stack.base_url, "stalled")
+    reader_id, reader_token = _user(live_stack.base_url, "reader")
+    stalled = RawClient(live_stack.base_url, stalled_token)
+    reader = RawClient(live_stack.base_url, reader_token)
+    # Stored events only, none of which may be skipped: 7.5 MB, past what the kernel buffers.
+    count = 1_500
+    flood = []
+    for seq in range(1, count + 1):
+        data = {"task_id": "t", "status": "running", "step": seq, "total": count, "message": "x" * 5_000}
+        flood.append({**data, "seq": seq, "volatile": False, "ts": time.time()})
+    _store(live_stack.env["DATABASE_URL"], stalled_id, flood)
+    for_reader = _messages(reader_id, READER_MESSAGES, 500)
+    channel = live_stack.env["PROGRESS_CHANNEL"]
+    try:
+        pipe = live_stack.redis.pipeline(transaction=False)
+        every = count // READER_MESSAGES
+        for i, data in enumerate(flood):
+            pipe.publish(channel, encode(ChannelMessage(stalled_id, TASK_PROGRESS, data)))
+            if i % every == 0:
+                pipe.publish(channel, for_reader[i // every][2])
+            if i % 100 == 99:
+                pipe.execute()
+        pipe.execute()
+        reader.read_until(lambda events: len(events) == READER_MESSAGES, 30)
+        assert [e["step"] for e in reader.events] == list(range(READER_MESSAGES)), "the reader kept up"
+
+        # The stalled client reads again: what the node had written, then the end of the connection.
+        stalled.read_until_closed(60)
+        first = [e["seq"] for e in stalled.events]
+        assert 0 < len(first) < count, f"closed after {len(first)} of {count} events"
+        assert first == list(range(1, len(first) + 1))
+
+        again = RawClient(live_stack.base_url, stalled_token, last_seq=first[-1])
+        again.read_until(lambda events: events and events[-1]["seq"] == count, 30)
+        again.close()
+    finally:
+        stalled.close()
+        reader.close()
+    assert first + [e["seq"] for e in again.events] == list(range(1, count + 1)), (
+        "nothing lost, nothing twice"
+    )
