@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app
 from redis.exceptions import RedisError
 from rq import Retry
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.extensions import broker, db
 from app.models import Task, User, utcnow
@@ -86,6 +86,10 @@ def enqueue(task: Task) -> None:
 
 
 def _check_limits(user: User, name: str, per_type: int) -> None:
+    # A no-op write to the user's row, first in the transaction that inserts the task: the
+    # row lock (PostgreSQL) or the write lock (SQLite) makes a concurrent start by the same
+    # user wait until this one commits, and then count the task it added.
+    db.session.execute(update(User).where(User.id == user.id).values(last_seq=User.last_seq))
     active = list(
         db.session.scalars(
             select(Task)
