@@ -128,8 +128,8 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "MAX_CONNECTIONS": _int(environ, "MAX_CONNECTIONS", 10_000),
         # Packets queued for one socket past which its volatile ticks are skipped (0: never).
         "MAX_SOCKET_BACKLOG": _int(environ, "MAX_SOCKET_BACKLOG", 100),
-        # Packets queued for one socket at which it is closed; its client catches up on reconnect (0: never).
-        "CLOSE_SOCKET_BACKLOG": _int(environ, "CLOSE_SOCKET_BACKLOG", 1_000),
+        # Seconds a lagging socket may go without its client reading before it is closed (0: never).
+        "STALLED_SOCKET_TIMEOUT": _float(environ, "STALLED_SOCKET_TIMEOUT", 10.0),
         "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5),
         "TASK_TIMEOUTS": _timeouts(environ),
         "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),

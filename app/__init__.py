@@ -74,7 +74,7 @@ def register_blueprints(app: Flask) -> None:
 def register_background_services(app: Flask) -> None:
     """Create (not start) what a web process runs beside its requests; ``run.py`` starts them."""
     fanout = app.extensions["fanout"] = Fanout(
-        socketio, app.config["MAX_SOCKET_BACKLOG"], app.config["CLOSE_SOCKET_BACKLOG"]
+        socketio, app.config["MAX_SOCKET_BACKLOG"], app.config["STALLED_SOCKET_TIMEOUT"]
     )
     subscription = connect(app.config["REDIS_URL"], health_check_interval=30, protocol=2)
     app.extensions["progress_subscriber"] = Subscriber(

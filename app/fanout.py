@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from flask_socketio import SocketIO
@@ -17,6 +18,7 @@ from app.sansio.events import END_SESSION, Incoming
 from app.sansio.packet import PreEncoded
 from app.sansio.protocol import ADMIN_TASK, SESSION_ENDED, TASK_PROGRESS
 from app.sansio.registry import Registry
+from app.sansio.stall import StallWatch
 
 NAMESPACE = "/"
 
@@ -24,15 +26,15 @@ log = logging.getLogger(__name__)
 
 
 class Fanout:
-    def __init__(self, socketio: SocketIO, max_backlog: int = 0, close_backlog: int = 0) -> None:
+    def __init__(self, socketio: SocketIO, max_backlog: int = 0, stalled_timeout: float = 0) -> None:
         self._socketio = socketio
         # A client that stops reading (a frozen tab, a dead link not yet noticed) keeps
         # every packet for it queued in this process until the ping timeout. Ticks are
-        # superseded by the next event anyway, so a lagging socket does without them; past
-        # close_backlog even stored events wait in vain, and the socket is closed: the client
-        # reconnects and catches up from the database, where they are.
+        # superseded by the next event anyway, so a lagging socket does without them; once
+        # it has read nothing for stalled_timeout, it is closed and its queue dropped: the
+        # client reconnects and catches up from the database, where the stored events are.
         self._max_backlog = max_backlog
-        self._close_backlog = close_backlog
+        self._stalls = StallWatch(stalled_timeout) if stalled_timeout > 0 else None
         self._registry = Registry()
         self._lock = threading.Lock()
 
@@ -41,35 +43,39 @@ class Fanout:
             self._end_session(message.user_id, message.data())
             return
         payload = PreEncoded(message.body)
-        limit = self._max_backlog if message.volatile else 0
         stalled: list[Any] = []
         with self._lock:
             for sid in self._registry.route(message):
-                if self._may_send(sid, limit, stalled):
+                if self._may_send(sid, message.volatile, stalled):
                     self._socketio.emit(message.event, payload, to=sid)
-            admins = [sid for sid in self._registry.admins() if self._may_send(sid, limit, stalled)]
+            admins = [
+                sid for sid in self._registry.admins() if self._may_send(sid, message.volatile, stalled)
+            ]
         if admins:
             self._socketio.emit(ADMIN_TASK, {**message.data(), "user_id": message.user_id}, to=admins)
         for socket in stalled:
             _abort(socket)
 
-    def _may_send(self, sid: str, limit: int, stalled: list[Any]) -> bool:
-        """Whether the socket's backlog allows another packet; a stalled socket is added to ``stalled``.
+    def _may_send(self, sid: str, volatile: bool, stalled: list[Any]) -> bool:
+        """Whether the socket takes this packet; a socket found stalled is added to ``stalled``.
 
-        The backlog is python-engineio's per-socket queue: packets not yet written. ``limit``
-        applies to ticks (0: none); ``close_backlog`` to every packet.
+        The backlog is python-engineio's per-socket queue: packets not yet written.
         """
-        if not (limit or self._close_backlog):
+        if not (self._max_backlog or self._stalls):
             return True
         server = self._socketio.server
         socket = server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
         if socket is None:
             return True
         backlog = socket.queue.qsize()
-        if self._close_backlog and backlog >= self._close_backlog:
+        if backlog <= self._max_backlog:
+            if self._stalls:
+                self._stalls.forget(sid)
+            return True
+        if self._stalls and self._stalls.stalled(sid, _head(socket.queue), time.monotonic()):
             stalled.append(socket)
             return False
-        return not (limit and backlog > limit)
+        return not (volatile and self._max_backlog)
 
     def connected(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
         """A new connection starts out replaying: its live events wait until ``go_live``."""
@@ -93,6 +99,8 @@ class Fanout:
     def disconnected(self, sid: str) -> None:
         with self._lock:
             self._registry.remove(sid)
+            if self._stalls:
+                self._stalls.forget(sid)
 
     def _end_session(self, user_id: int, data: dict[str, Any]) -> None:
         with self._lock:
@@ -100,6 +108,11 @@ class Fanout:
         for sid in sids:
             self._socketio.emit(SESSION_ENDED, {"reason": data.get("reason")}, to=sid)
             self._socketio.server.disconnect(sid, namespace=NAMESPACE)
+
+
+def _head(queue: Any) -> object:
+    # eventlet's, gevent's and the standard library's queues all keep their items in a deque.
+    return queue.queue[0] if queue.queue else None
 
 
 def _abort(socket: Any) -> None:
@@ -111,7 +124,7 @@ def _abort(socket: Any) -> None:
     """
     if socket.closed:
         return
-    log.warning("closing socket %s: %d packets waiting, client not reading", socket.sid, socket.queue.qsize())
+    log.warning("closing socket %s: client not reading, %d packets waiting", socket.sid, socket.queue.qsize())
     socket.close(wait=False, abort=True)
     empty = socket.server.get_queue_empty_exception()
     while True:

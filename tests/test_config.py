@@ -105,8 +105,9 @@ def test_max_socket_backlog():
         settings.from_env({"MAX_SOCKET_BACKLOG": "many"})
 
 
-def test_close_socket_backlog():
-    assert settings.from_env({})["CLOSE_SOCKET_BACKLOG"] == 1_000
-    assert settings.from_env({"CLOSE_SOCKET_BACKLOG": "0"})["CLOSE_SOCKET_BACKLOG"] == 0
-    with pytest.raises(settings.ConfigError, match="CLOSE_SOCKET_BACKLOG"):
-        settings.from_env({"CLOSE_SOCKET_BACKLOG": "-"})
+def test_stalled_socket_timeout():
+    assert settings.from_env({})["STALLED_SOCKET_TIMEOUT"] == 10.0
+    assert settings.from_env({"STALLED_SOCKET_TIMEOUT": "0"})["STALLED_SOCKET_TIMEOUT"] == 0
+    assert settings.from_env({"STALLED_SOCKET_TIMEOUT": "2.5"})["STALLED_SOCKET_TIMEOUT"] == 2.5
+    with pytest.raises(settings.ConfigError, match="STALLED_SOCKET_TIMEOUT"):
+        settings.from_env({"STALLED_SOCKET_TIMEOUT": "soon"})

@@ -1,6 +1,7 @@
 """A client that stops reading: its volatile ticks are skipped, its stored events never, others keep up.
 
-Past CLOSE_SOCKET_BACKLOG its socket is closed, and it catches up from the database.
+Once it has read nothing for STALLED_SOCKET_TIMEOUT, its socket is closed, and it catches up
+from the database.
 """
 
 from __future__ import annotations
@@ -125,8 +126,9 @@ def live_stack_env(request: pytest.FixtureRequest) -> dict[str, str]:
     return dict(request.param)
 
 
-CAPPED = {"MAX_SOCKET_BACKLOG": "20", "CLOSE_SOCKET_BACKLOG": "0"}
-UNCAPPED = {"MAX_SOCKET_BACKLOG": "0", "CLOSE_SOCKET_BACKLOG": "0"}
+CAPPED = {"MAX_SOCKET_BACKLOG": "20", "STALLED_SOCKET_TIMEOUT": "0"}
+UNCAPPED = {"MAX_SOCKET_BACKLOG": "0", "STALLED_SOCKET_TIMEOUT": "0"}
+STALLED_AFTER = 2.0
 
 
 @pytest.mark.parametrize(
@@ -218,10 +220,12 @@ def _store(database_url: str, user_id: int, events: list[dict]) -> None:
 
 @pytest.mark.parametrize(
     "live_stack_env",
-    [{"MAX_SOCKET_BACKLOG": "20", "CLOSE_SOCKET_BACKLOG": "100", "REPLAY_LIMIT": "5000"}],
+    [{"MAX_SOCKET_BACKLOG": "20", "STALLED_SOCKET_TIMEOUT": str(STALLED_AFTER), "REPLAY_LIMIT": "5000"}],
     indirect=True,
 )
-def test_a_client_too_far_behind_is_closed_and_catches_up_from_the_database(live_stack, live_stack_env):
+def test_a_client_that_reads_nothing_for_a_while_is_closed_and_catches_up_from_the_database(
+    live_stack, live_stack_env
+):
     stalled_id, stalled_token = _user(live_stack.base_url, "stalled")
     reader_id, reader_token = _user(live_stack.base_url, "reader")
     stalled = RawClient(live_stack.base_url, stalled_token)
@@ -235,12 +239,16 @@ def test_a_client_too_far_behind_is_closed_and_catches_up_from_the_database(live
     _store(live_stack.env["DATABASE_URL"], stalled_id, flood)
     for_reader = _messages(reader_id, READER_MESSAGES, 500)
     channel = live_stack.env["PROGRESS_CHANNEL"]
+
+    def publish(data: dict) -> None:
+        live_stack.redis.publish(channel, encode(ChannelMessage(stalled_id, TASK_PROGRESS, data)))
+
     try:
         pipe = live_stack.redis.pipeline(transaction=False)
-        every = count // READER_MESSAGES
-        for i, data in enumerate(flood):
+        every = (count - 1) // READER_MESSAGES
+        for i, data in enumerate(flood[:-1]):
             pipe.publish(channel, encode(ChannelMessage(stalled_id, TASK_PROGRESS, data)))
-            if i % every == 0:
+            if i % every == 0 and i // every < READER_MESSAGES:
                 pipe.publish(channel, for_reader[i // every][2])
             if i % 100 == 99:
                 pipe.execute()
@@ -248,7 +256,10 @@ def test_a_client_too_far_behind_is_closed_and_catches_up_from_the_database(live
         reader.read_until(lambda events: len(events) == READER_MESSAGES, 30)
         assert [e["step"] for e in reader.events] == list(range(READER_MESSAGES)), "the reader kept up"
 
-        # The stalled client reads again: what the node had written, then the end of the connection.
+        # Long enough without reading: the node closes the socket at its next event.
+        time.sleep(STALLED_AFTER + 0.5)
+        publish(flood[-1])
+        # The client reads again: what the node had written, then the end of the connection.
         stalled.read_until_closed(60)
         first = [e["seq"] for e in stalled.events]
         assert 0 < len(first) < count, f"closed after {len(first)} of {count} events"
