@@ -7,7 +7,7 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, bindparam, false, select, update
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
 from sqlalchemy.types import DateTime, TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -101,9 +101,12 @@ class Token(db.Model):
 
     @staticmethod
     def find(raw: str) -> Token | None:
-        """The live token for ``raw``: expired and revoked tokens are not found."""
+        """The live token for ``raw``, its user loaded with it: expired and revoked tokens are not found."""
+        # Every caller goes on to the user (each API request, each socket connect): one query, not two.
         return db.session.scalar(
-            select(Token).where(Token.token_hash == hash_token(raw), Token.expires_at > utcnow())
+            select(Token)
+            .options(joinedload(Token.user))
+            .where(Token.token_hash == hash_token(raw), Token.expires_at > utcnow())
         )
 
 
