@@ -22,7 +22,7 @@ _DRIVER = DriverInfo(lib_version=redis_py.__version__)
 
 
 def connect(url: str, **options: Any) -> Redis:
-    """A client for ``url``: the only way the app, its workers and its tools reach Redis."""
+    """A client for ``url``: how the web app and its workers reach Redis."""
     return Redis.from_url(url, driver_info=_DRIVER, **options)
 
 
