@@ -31,6 +31,14 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
+    # Whole seconds: Engine.IO announces its intervals to clients in whole seconds.
+    value = _int(environ, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1 second, got {value}")
+    return value
+
+
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     raw = environ.get(name)
     if raw is None or raw == "":
@@ -130,6 +138,10 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "MAX_SOCKET_BACKLOG": _int(environ, "MAX_SOCKET_BACKLOG", 100),
         # Seconds a lagging socket may go without its client reading before it is closed (0: never).
         "STALLED_SOCKET_TIMEOUT": _float(environ, "STALLED_SOCKET_TIMEOUT", 10.0),
+        # Engine.IO's heartbeat: the server pings every PING_INTERVAL seconds and drops a client
+        # whose answer takes longer than PING_TIMEOUT (python-engineio's defaults).
+        "PING_INTERVAL": _seconds(environ, "PING_INTERVAL", 25),
+        "PING_TIMEOUT": _seconds(environ, "PING_TIMEOUT", 20),
         "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5),
         "TASK_TIMEOUTS": _timeouts(environ),
         "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),

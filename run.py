@@ -34,10 +34,15 @@ def _shutdown(signum: int, frame: object) -> None:
 signal.signal(signal.SIGTERM, _shutdown)
 
 
-def _server_options() -> dict[str, object]:
+def _tune_server() -> dict[str, object]:
+    """Options for the server, and the sockets it serves; eventlet's only (the default mode)."""
     if ASYNC_MODE != "eventlet":
         return {}
     import eventlet.wsgi
+
+    from app.lean_socket import use_lean_sockets
+
+    use_lean_sockets()
 
     class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
         # A connection keeps its HTTP read and write buffers for life, though a WebSocket
@@ -57,5 +62,5 @@ if __name__ == "__main__":
         port=int(os.environ.get("PORT", "5000")),
         # The threading mode serves with Werkzeug; fine for development, and opting in is explicit.
         allow_unsafe_werkzeug=ASYNC_MODE == "threading",
-        **_server_options(),
+        **_tune_server(),
     )

@@ -58,6 +58,8 @@ def register_extensions(app: Flask) -> None:
         async_mode=app.config["ASYNC_MODE"],
         cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"] or None,
         serializer=Packet,
+        ping_interval=app.config["PING_INTERVAL"],
+        ping_timeout=app.config["PING_TIMEOUT"],
     )
 
 

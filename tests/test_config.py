@@ -111,3 +111,15 @@ def test_stalled_socket_timeout():
     assert settings.from_env({"STALLED_SOCKET_TIMEOUT": "2.5"})["STALLED_SOCKET_TIMEOUT"] == 2.5
     with pytest.raises(settings.ConfigError, match="STALLED_SOCKET_TIMEOUT"):
         settings.from_env({"STALLED_SOCKET_TIMEOUT": "soon"})
+
+
+def test_ping_interval_and_timeout():
+    defaults = settings.from_env({})
+    assert (defaults["PING_INTERVAL"], defaults["PING_TIMEOUT"]) == (25, 20)
+    chosen = settings.from_env({"PING_INTERVAL": "10", "PING_TIMEOUT": "5"})
+    assert (chosen["PING_INTERVAL"], chosen["PING_TIMEOUT"]) == (10, 5)
+    for name in ("PING_INTERVAL", "PING_TIMEOUT"):
+        with pytest.raises(settings.ConfigError, match=f"{name} must be at least 1 second"):
+            settings.from_env({name: "0"})
+        with pytest.raises(settings.ConfigError, match=f"{name} must be an integer"):
+            settings.from_env({name: "0.5"})
