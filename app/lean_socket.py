@@ -75,7 +75,7 @@ class LeanSocket(engineio.socket.Socket):
                     break
                 ws.send(pkt.encode())
             else:
-                return
+                return  # all written; the next put starts a writer again
         except OSError as exc:
             log.info("%s: write failed (%s), closing", self.sid, exc)
         finally:
