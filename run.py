@@ -38,19 +38,9 @@ def _tune_server() -> dict[str, object]:
     """Options for the server, and the sockets it serves; eventlet's only (the default mode)."""
     if ASYNC_MODE != "eventlet":
         return {}
-    import eventlet.wsgi
-
-    from app.lean_socket import use_lean_sockets
+    from app.lean_socket import LeanHttpProtocol, use_lean_sockets
 
     use_lean_sockets()
-
-    class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
-        # A connection keeps its HTTP read and write buffers for life, though a WebSocket
-        # stops using them once upgraded: at eventlet's sizes (8 + 16 KiB) they were a third
-        # of an idle socket's memory. Small buffers only mean more, smaller socket calls.
-        rbufsize = 1024
-        wbufsize = 1024
-
     # eventlet's WSGI server holds 1,024 connections unless told otherwise: far too few sockets.
     return {"max_size": app.config["MAX_CONNECTIONS"], "protocol": LeanHttpProtocol}
 

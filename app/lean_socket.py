@@ -1,4 +1,6 @@
-"""Engine.IO sockets that hold no green thread of their own while idle (eventlet mode).
+"""eventlet's server, lean per connection: what ``run.py`` installs in eventlet mode (the default).
+
+``LeanSocket``: Engine.IO sockets that hold no green thread of their own while idle.
 
 python-engineio gives every WebSocket three green threads for its whole life: the
 connection's reader, a writer waiting on the socket's queue, and one sleeping until the
@@ -8,6 +10,8 @@ a timer in eventlet's hub, and the writer runs only while the queue holds packet
 next packet put on an empty queue starts it again. What a socket does is unchanged: the
 same packets, in the same order, the same ping and timeout rules, the same upgrade from
 long-polling; the queue stays the socket's ``queue`` that the fan-out watches.
+
+``LeanHttpProtocol``: small HTTP buffers for connections that become WebSockets.
 
 Written against python-engineio 4.15 (``_websocket_handler`` follows its structure);
 pinned in requirements.txt, and the end-to-end tests run every connection through it.
@@ -21,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import engineio.socket
+import eventlet.wsgi
 from engineio import exceptions, packet
 from eventlet import hubs, queue, spawn
 from eventlet.greenthread import GreenThread
@@ -152,6 +157,14 @@ class LeanSocket(engineio.socket.Socket):
                 pass
             except exceptions.SocketIsClosedError:
                 return
+
+
+class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
+    # A connection keeps its HTTP read and write buffers for life, though a WebSocket
+    # stops using them once upgraded: at eventlet's sizes (8 + 16 KiB) they were a third
+    # of an idle socket's memory. Small buffers only mean more, smaller socket calls.
+    rbufsize = 1024
+    wbufsize = 1024
 
 
 def use_lean_sockets() -> None:

@@ -120,7 +120,7 @@ class Stack:
         env = {**(env or {}), "ASYNC_MODE": mode, "HOST": "127.0.0.1", "PORT": str(port)}
         proc = self.child(name or f"web-{mode}-{port}", [PYTHON, script], env=env)
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _healthy(url) or not proc.alive(), 60, f"{proc.name} to answer /healthz")
+        wait_for(lambda: healthy(url) or not proc.alive(), 60, f"{proc.name} to answer /healthz")
         if not proc.alive():
             raise RuntimeError(f"{proc.name} exited:\n{proc.log()}")
         return Web(proc, url, mode)
@@ -222,7 +222,7 @@ class Stack:
                 db.engine.dispose()
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
     try:
         return requests.get(f"{url}/healthz", timeout=1).ok
     except requests.RequestException:

@@ -7,7 +7,8 @@ published per user (``ts`` stamped at publish) and the latency of its arrival on
 connection.
 
 Every level is measured on ``python run.py`` as shipped: it serves up to MAX_CONNECTIONS
-(default 10,000) sockets per process.
+(default 10,000) sockets per process. Then the floor under it: the same memory per socket
+for the layers the product is built on (``bench/floor_server.py``), each in its own process.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import time
 from typing import Any
 
 from bench.core import Bench
-from bench.stack import Web
+from bench.stack import Web, healthy
 from bench.support import PYTHON, Child, cpu_seconds, latency_summary, rss_kib, table
+from tests.support import free_port, wait_for
 
 FULL_LEVELS = (1000, 5000, 10000)
 QUICK_LEVELS = (500,)
 WARMUP_CLIENTS = 20
+FLOOR_KINDS = ("websocket", "socketio", "socketio-lean")
+FLOOR_SOCKETS, QUICK_FLOOR_SOCKETS = 1000, 200
 IDLE_SECONDS = 1.0
 
 
@@ -98,11 +102,50 @@ def run(bench: Bench) -> dict[str, Any]:
         clients.ask({"cmd": "close"})
         bench.stack.stop(clients)
         bench.stack.stop(web)
-    return {"async_mode": "eventlet", "levels": rows}
+    floor_users = users[: QUICK_FLOOR_SOCKETS if bench.quick else FLOOR_SOCKETS]
+    floor = []
+    for kind in FLOOR_KINDS:
+        floor.append(_floor(bench, kind, floor_users))
+        bench.log(f"  floor, {kind}: {floor[-1]['kib_per_connection']:.1f} KiB each")
+    return {"async_mode": "eventlet", "levels": rows, "floor": floor}
+
+
+def _floor(bench: Bench, kind: str, users: list[tuple[int, str]]) -> dict[str, Any]:
+    port = free_port()
+    server = bench.stack.child(f"floor-{kind}-{port}", [PYTHON, "bench/floor_server.py", kind, str(port)])
+    url = f"http://127.0.0.1:{port}"
+    clients = bench.raw_clients(f"rawclients-floor-{kind}")
+    try:
+        wait_for(lambda: healthy(url) or not server.alive(), 30, f"the {kind} floor server")
+        if not server.alive():
+            raise RuntimeError(f"floor server exited:\n{server.log()}")
+        bench.connect_raw(clients, url, users[:WARMUP_CLIENTS])
+        clients.ask({"cmd": "close"})
+        time.sleep(0.5)
+        baseline = rss_kib(server.pid)
+        connected = bench.connect_raw(clients, url, users)["connected"]
+        time.sleep(0.5)
+        rss = rss_kib(server.pid)
+    finally:
+        clients.ask({"cmd": "close"})
+        bench.stack.stop(clients)
+        bench.stack.stop(server)
+    return {
+        "kind": kind,
+        "connected": connected,
+        "kib_per_connection": (rss - baseline) / connected if connected else None,
+    }
+
+
+FLOOR_LABELS = {
+    "websocket": "eventlet WebSocket only",
+    "socketio": "+ python-socketio, engine.io's sockets",
+    "socketio-lean": "+ python-socketio, app.lean_socket",
+}
 
 
 def show(result: dict[str, Any]) -> str:
-    return table(
+    levels = table(
         "connections: idle sockets held by one web process (eventlet)",
         [
             "target",
@@ -128,3 +171,11 @@ def show(result: dict[str, Any]) -> str:
             for r in result["levels"]
         ],
     )
+    first = result["levels"][0]
+    floor = table(
+        "connections: the floor, KiB per idle socket of each layer under the product (eventlet)",
+        ["server", "sockets", "KiB/conn"],
+        [[FLOOR_LABELS[f["kind"]], f["connected"], f["kib_per_connection"]] for f in result.get("floor", [])]
+        + [["the product (run.py)", first["connected"], first["kib_per_connection"]]],
+    )
+    return levels + "\n" + floor

@@ -20,7 +20,7 @@ from typing import Any
 import requests
 
 from bench.core import Bench, CpuMeter, web_processes
-from bench.stack import Web
+from bench.stack import Web, healthy
 from bench.support import PYTHON, Child, median, table
 from tests.support import free_port, wait_for
 
@@ -112,7 +112,7 @@ def measure_bare(bench: Bench, mode: str, clients: int) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}"
     raw = bench.raw_clients(f"rawclients-bare-{mode}-{clients}")
     try:
-        wait_for(lambda: _answers(url) or not server.alive(), 30, "the bare server")
+        wait_for(lambda: healthy(url) or not server.alive(), 30, "the bare server")
         if not server.alive():
             raise RuntimeError(f"bare server exited:\n{server.log()}")
         connected = bench.connect_raw(raw, url, users)
@@ -144,13 +144,6 @@ def _bare_burst(raw: Child, url: str, size: int) -> dict[str, Any]:
         return start
 
     return _burst(raw, size, emit)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=1).ok
-    except requests.RequestException:
-        return False
 
 
 def compare(bench: Bench, mode: str, clients: int, web: Web | None = None) -> dict[str, Any]:
