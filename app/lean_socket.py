@@ -3,15 +3,20 @@
 ``LeanSocket``: Engine.IO sockets that hold no green thread of their own while idle.
 
 python-engineio gives every WebSocket three green threads for its whole life: the
-connection's reader, a writer waiting on the socket's queue, and one sleeping until the
-next ping. Each parked green thread keeps its saved C stack and its own chunk of frame
-stack, ~8 KiB; for 10,000 idle sockets, two of the three were ~170 MB. Here the ping is
-a timer in eventlet's hub, and the writer runs only while the queue holds packets: the
-next packet put on an empty queue starts it again. What a socket does is unchanged: the
-same packets, in the same order, the same ping and timeout rules, the same upgrade from
-long-polling; the queue stays the socket's ``queue`` that the fan-out watches.
+connection's reader (the WSGI request's own green thread, 29 frames deep), a writer
+waiting on the socket's queue, and one sleeping until the next ping. Each parked green
+thread keeps its saved C stack and its own chunk of frame stack, ~8 KiB and more; for
+10,000 idle sockets that was most of the memory. Here the ping is a timer in eventlet's
+hub; the writer runs only while the queue holds packets (the next packet put on an empty
+queue starts it again); and the reader is a listener in the hub: when the connection has
+bytes to read, a green thread reads one message, hands it on and ends. What a socket does
+is unchanged: the same packets, in the same order, the same ping and timeout rules, the
+same upgrade from long-polling; the queue stays the socket's ``queue`` that the fan-out
+watches.
 
-``LeanHttpProtocol``: small HTTP buffers for connections that become WebSockets.
+``LeanHttpProtocol``: eventlet's HTTP connection handling, with small buffers, that lets a
+WebSocket outlive the request that opened it: the request's green thread ends and the
+connection stays open, owned by its ``LeanSocket``.
 
 Written against python-engineio 4.15 (``_websocket_handler`` follows its structure);
 pinned in requirements.txt, and the end-to-end tests run every connection through it.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import engineio.socket
@@ -31,6 +37,10 @@ from eventlet import hubs, queue, spawn
 from eventlet.greenthread import GreenThread
 
 log = logging.getLogger(__name__)
+
+# The WSGI environ key of LeanHttpProtocol's hand-over: a WebSocket handler calls it with
+# what takes the connection over once its request has ended.
+HAND_OVER = "lean_socket.hand_over"
 
 
 class _Outbox(queue.Queue):
@@ -53,6 +63,7 @@ class LeanSocket(engineio.socket.Socket):
         # themselves, and after the connection closes nothing is written any more.
         self._ws: Any = None
         self._writer: GreenThread | None = None
+        self._listener: Any = None  # in the hub while waiting for the client's next message
 
     def schedule_ping(self) -> None:
         if self.last_ping:
@@ -85,23 +96,27 @@ class LeanSocket(engineio.socket.Socket):
             log.info("%s: write failed (%s), closing", self.sid, exc)
         finally:
             self._writer = None
-        self._ws = None
-        ws.close()
+        self._hang_up()
+
+    def _hang_up(self) -> None:
+        ws, self._ws = self._ws, None
+        self._stop_listening()
+        if ws is not None:
+            ws.close()
 
     def _websocket_handler(self, ws: Any) -> list[Any]:
-        def websocket_wait() -> Any:
-            data = ws.wait()
-            if data and len(data) > self.server.max_http_buffer_size:
-                raise ValueError("packet is too large")
-            return data
-
-        sock = getattr(ws, "_sock", None) or getattr(ws, "socket", None)
-        if hasattr(sock, "settimeout"):
-            sock.settimeout(self.server.ping_interval + self.server.ping_timeout)
+        hand_over = ws.environ.pop(HAND_OVER, None)
+        if hand_over is None:
+            raise RuntimeError("LeanSocket needs eventlet's server with LeanHttpProtocol")
+        # It holds the request's protocol object, which the connection no longer needs.
+        ws.environ.pop("eventlet.set_idle", None)
+        # Bounds a read that stalls in the middle of a message; an idle client is the ping
+        # timeout's business (python-engineio's service task).
+        ws.socket.settimeout(self.server.ping_interval + self.server.ping_timeout)
 
         if self.connected:
             # Connected over long-polling first: this is the upgrade.
-            if not self._upgrade(websocket_wait, ws):
+            if not self._upgrade(ws):
                 return []
         else:
             self.connected = True
@@ -110,27 +125,77 @@ class LeanSocket(engineio.socket.Socket):
         self._ws = ws
         if self.queue.qsize():
             self._wake_writer()
-        try:
-            self._read(websocket_wait)
-        finally:
-            self.queue.put(None)  # the writer closes the connection and ends
-            try:
-                if self._writer is not None:
-                    self._writer.wait()
-            finally:
-                self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+        # eventlet sends a close frame when this handler returns; the connection lives on.
+        ws.websocket_closed = True
+        hand_over(self._take_over)
         return []
 
-    def _upgrade(self, websocket_wait: Callable[[], Any], ws: Any) -> bool:
+    def _take_over(self) -> None:
+        if self._ws is None:  # closed while its request was ending
+            return
+        self._ws.websocket_closed = False
+        self._listen()
+
+    def _listen(self) -> None:
+        hub = hubs.get_hub()
+        # Every close goes through _hang_up, which removes the listener first: nothing for
+        # the hub to throw back.
+        self._listener = hub.add(hub.READ, self._ws.socket.fileno(), self._on_readable, _nothing, _nothing)
+
+    def _stop_listening(self) -> None:
+        if self._listener is not None:
+            hubs.get_hub().remove(self._listener)
+            self._listener = None
+
+    def _on_readable(self, _fileno: int) -> None:
+        # In the hub, which must not block: a message may arrive in pieces, so a green
+        # thread reads it, and listens again after.
+        self._stop_listening()
+        spawn(self._read_one)
+
+    def _read_one(self) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        if self._receive(ws):
+            if self._ws is not None:
+                self._listen()
+        else:
+            self._end()
+
+    def _receive(self, ws: Any) -> bool:
+        """Read and take in the client's next message; False once the connection is over."""
+        try:
+            data = _wait(ws, self.server.max_http_buffer_size)
+        except (OSError, ValueError, RuntimeError) as exc:
+            # A reset, a read timeout, a malformed or too large frame.
+            if not self.closed:
+                log.info("%s: connection error %r, closing", self.sid, exc)
+            return False
+        if data is None:  # closed by the client
+            return False
+        try:
+            self.receive(packet.Packet(encoded_packet=data))
+        except exceptions.UnknownPacketError:
+            pass
+        except exceptions.SocketIsClosedError:
+            return False
+        return not self.closed
+
+    def _end(self) -> None:
+        self.queue.put(None)  # the writer closes the connection
+        self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    def _upgrade(self, ws: Any) -> bool:
         self.upgrading = True  # hold packet sends during the upgrade
-        pkt = packet.Packet(encoded_packet=websocket_wait())
+        pkt = packet.Packet(encoded_packet=_wait(ws, self.server.max_http_buffer_size))
         if pkt.packet_type != packet.PING or pkt.data != "probe":
             log.info("%s: failed websocket upgrade, no PING packet", self.sid)
             self.upgrading = False
             return False
         ws.send(packet.Packet(packet.PONG, data="probe").encode())
         self.queue.put(packet.Packet(packet.NOOP))  # ends the pending long-poll
-        pkt = packet.Packet(encoded_packet=websocket_wait())
+        pkt = packet.Packet(encoded_packet=_wait(ws, self.server.max_http_buffer_size))
         if pkt.packet_type != packet.UPGRADE:
             log.info("%s: failed websocket upgrade, expected UPGRADE packet", self.sid)
             self.upgraded = False
@@ -140,31 +205,53 @@ class LeanSocket(engineio.socket.Socket):
         self.upgrading = False
         return True
 
-    def _read(self, websocket_wait: Callable[[], Any]) -> None:
-        while True:
-            try:
-                data = websocket_wait()
-            except (OSError, ValueError, RuntimeError) as exc:
-                # A reset, a read timeout, a malformed frame: the connection is over.
-                if not self.closed:
-                    log.info("%s: connection error %r, closing", self.sid, exc)
-                return
-            if data is None:  # closed by the client
-                return
-            try:
-                self.receive(packet.Packet(encoded_packet=data))
-            except exceptions.UnknownPacketError:
-                pass
-            except exceptions.SocketIsClosedError:
-                return
+
+def _wait(ws: Any, limit: int) -> Any:
+    data = ws.wait()
+    if data and len(data) > limit:
+        raise ValueError("packet is too large")
+    return data
+
+
+def _nothing(*_args: object) -> None:
+    pass
+
+
+class _HandedOver:
+    """Stands in for a connection whose WebSocket took it over, in eventlet's server."""
+
+    def shutdown(self, _how: int = 0) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
-    # A connection keeps its HTTP read and write buffers for life, though a WebSocket
-    # stops using them once upgraded: at eventlet's sizes (8 + 16 KiB) they were a third
-    # of an idle socket's memory. Small buffers only mean more, smaller socket calls.
+    # A connection keeps its HTTP read and write buffers while its request runs; a
+    # WebSocket's request ended, they go. Small buffers only mean more, smaller socket calls.
     rbufsize = 1024
     wbufsize = 1024
+    _taker: Callable[[], None] | None = None
+
+    def get_environ(self) -> dict[str, Any]:
+        environ = super().get_environ()
+        environ[HAND_OVER] = self._hand_over
+        return environ
+
+    def _hand_over(self, taker: Callable[[], None]) -> None:
+        self._taker = taker
+
+    def finish(self) -> None:
+        if self._taker is None:
+            super().finish()
+            return
+        # The request is over but not its connection: its files go, the socket stays open,
+        # and the server's clean-up (which shuts the connection down) finds nothing to do.
+        # The connection no longer holds a place in the server's pool of green threads.
+        BaseHTTPRequestHandler.finish(self)
+        self.conn_state[1] = _HandedOver()
+        self._taker()
 
 
 def use_lean_sockets() -> None:

@@ -1,7 +1,8 @@
 """The node's Engine.IO sockets (app/lean_socket.py): heartbeat, upgrade, closing, on a real node.
 
-The node runs no green thread per idle socket besides its reader; these are the behaviours
-python-engineio's own threads provided, checked from the client's side.
+The node runs no green thread for an idle socket: its reads wait in eventlet's hub and its
+writes and pings start green threads only when there is something to send. These are the
+behaviours python-engineio's own threads provided, checked from the client's side.
 """
 
 from __future__ import annotations
@@ -120,6 +121,47 @@ def test_a_client_that_starts_on_long_polling_upgrades_and_receives_its_events(l
     finally:
         sio.disconnect()
         http.close()
+
+
+def test_a_message_that_arrives_in_pieces_is_read_whole_while_others_are_served(live_stack):
+    slow = RawSocket(live_stack.base_url, live_stack.create_user("alice"))
+    token = live_stack.create_user("bob")
+    other = RawSocket(live_stack.base_url, token)
+    try:
+        frame = websocket.ABNF.create_frame('42["resume",{"last_seq":"soon"}]', websocket.ABNF.OPCODE_TEXT)
+        raw_frame = frame.format()
+        slow.ws.sock.sendall(raw_frame[:9])  # the header and part of the payload
+        # Meanwhile the node serves everyone else.
+        task = live_stack.start_task(token, "example_long_task", steps=1, delay=0)
+        wait_for(
+            lambda: other.listen(0.2, answer_pings=True) is None and _finished(other, task["id"]),
+            10,
+            "events",
+        )
+        slow.ws.sock.sendall(raw_frame[9:])
+        wait_for(
+            lambda: (
+                slow.listen(0.2, answer_pings=True) is None
+                and any(p.startswith('42["protocol_error"') for p in slow.packets)
+            ),
+            10,
+            "the answer to the message",
+        )
+        error = next(p for p in slow.packets if p.startswith('42["protocol_error"'))
+        assert json.loads(error[2:])[1]["event"] == "resume"
+        assert slow.listen(2 * PING_INTERVAL, answer_pings=True) is None, "the socket stays open"
+    finally:
+        slow.close()
+        other.close()
+
+
+def test_a_client_that_closes_gets_the_closing_handshake(live_stack):
+    raw = RawSocket(live_stack.base_url, live_stack.create_user("alice"))
+    try:
+        raw.ws.send_close()
+        assert raw.listen(10, answer_pings=False) == "close frame"
+    finally:
+        raw.close()
 
 
 def _finished(raw: RawSocket, task_id: str) -> bool:
