@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask
@@ -61,6 +61,7 @@ def register_extensions(app: Flask) -> None:
         ping_interval=app.config["PING_INTERVAL"],
         ping_timeout=app.config["PING_TIMEOUT"],
     )
+    app.wsgi_app = _without_websocket_extensions(app.wsgi_app)  # type: ignore[method-assign]
 
 
 def register_blueprints(app: Flask) -> None:
@@ -93,6 +94,18 @@ def start_background_services(app: Flask) -> None:
 def stop_background_services(app: Flask) -> None:
     app.extensions["progress_subscriber"].stop()
     app.extensions["watchdog"].stop()
+
+
+def _without_websocket_extensions(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
+    # Every browser offers permessage-deflate, and the WebSocket servers under Flask-SocketIO
+    # accept it: a zlib compressor and decompressor kept per connection (~100 KiB; an idle
+    # socket is ~13 KiB without) and every event compressed on the push path, to save a few
+    # hundred bytes per event. Declining the offer is the WebSocket's own fallback.
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def _load_user(user_id: str) -> User | None:

@@ -32,6 +32,7 @@ class Bench:
         *,
         timeout: float = 30.0,
         concurrency: int = 100,
+        offer_deflate: bool = True,
     ) -> dict[str, Any]:
         answer = clients.ask(
             {
@@ -40,6 +41,7 @@ class Bench:
                 "tokens": [list(u) for u in users],
                 "concurrency": concurrency,
                 "timeout": timeout,
+                "offer_deflate": offer_deflate,
             },
             timeout=timeout * (len(users) / concurrency + 2) + 30,
         )

@@ -5,7 +5,9 @@ full python-socketio client costs a task, queues and an aiohttp session per conn
 10,000 of those in one process measure the client, not the server. This one is a
 callback protocol per socket, only as much protocol as the server speaks to it:
 the WebSocket upgrade, ``0`` open, ``40`` connect with the token, ``2``/``3`` pings,
-``42`` events.
+``42`` events. Like a browser, a client offers permessage-deflate unless told not to; the
+product declines it, and a server that accepts it fails the connect (frames this client
+cannot read).
 """
 
 from __future__ import annotations
@@ -57,11 +59,18 @@ class Counters:
 
 
 class EioClient(asyncio.Protocol):
-    def __init__(self, host: str, path: str, auth: dict[str, Any], counters: Counters) -> None:
+    def __init__(
+        self, host: str, path: str, auth: dict[str, Any], counters: Counters, offer_deflate: bool
+    ) -> None:
         self._host = host
         self._path = path
         self._auth = auth
         self._counters = counters
+        self._offer = (
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            if offer_deflate
+            else ""
+        )
         self._buffer = bytearray()
         self._upgraded = False
         self._transport: asyncio.Transport | None = None
@@ -75,7 +84,7 @@ class EioClient(asyncio.Protocol):
         self._transport.write(
             (
                 f"GET {self._path} HTTP/1.1\r\nHost: {self._host}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{self._offer}\r\n"
             ).encode()
         )
 
@@ -102,6 +111,10 @@ class EioClient(asyncio.Protocol):
                 return
             if not buf.startswith(b"HTTP/1.1 101"):
                 self.ready.set_exception(ConnectionError(bytes(buf[: buf.find(b"\r\n")]).decode()))
+                self.close()
+                return
+            if b"sec-websocket-extensions" in bytes(buf[:end]).lower():
+                self.ready.set_exception(ConnectionError("the server accepted compression"))
                 self.close()
                 return
             del buf[: end + 4]
@@ -174,7 +187,9 @@ class Clients:
         self.counters = Counters()
         self.clients: list[EioClient] = []
 
-    async def connect(self, url: str, tokens: list[list[Any]], concurrency: int, timeout: float) -> dict:
+    async def connect(
+        self, url: str, tokens: list[list[Any]], concurrency: int, timeout: float, offer_deflate: bool
+    ) -> dict:
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         path = "/socket.io/?EIO=4&transport=websocket"
@@ -185,7 +200,7 @@ class Clients:
 
         async def one(token: str) -> None:
             async with gate:
-                client = EioClient(f"{host}:{port}", path, {"token": token}, self.counters)
+                client = EioClient(f"{host}:{port}", path, {"token": token}, self.counters, offer_deflate)
                 try:
                     await asyncio.wait_for(loop.create_connection(lambda: client, host, port), timeout)
                     await asyncio.wait_for(asyncio.shield(client.ready), timeout)

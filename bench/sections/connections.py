@@ -119,11 +119,12 @@ def _floor(bench: Bench, kind: str, users: list[tuple[int, str]]) -> dict[str, A
         wait_for(lambda: healthy(url) or not server.alive(), 30, f"the {kind} floor server")
         if not server.alive():
             raise RuntimeError(f"floor server exited:\n{server.log()}")
-        bench.connect_raw(clients, url, users[:WARMUP_CLIENTS])
+        # The layers under the product take up the offer of compression; not offered here.
+        bench.connect_raw(clients, url, users[:WARMUP_CLIENTS], offer_deflate=False)
         clients.ask({"cmd": "close"})
         time.sleep(0.5)
         baseline = rss_kib(server.pid)
-        connected = bench.connect_raw(clients, url, users)["connected"]
+        connected = bench.connect_raw(clients, url, users, offer_deflate=False)["connected"]
         time.sleep(0.5)
         rss = rss_kib(server.pid)
     finally:

@@ -115,7 +115,8 @@ def measure_bare(bench: Bench, mode: str, clients: int) -> dict[str, Any]:
         wait_for(lambda: healthy(url) or not server.alive(), 30, "the bare server")
         if not server.alive():
             raise RuntimeError(f"bare server exited:\n{server.log()}")
-        connected = bench.connect_raw(raw, url, users)
+        # The bare server takes up an offer of compression, which the product declines.
+        connected = bench.connect_raw(raw, url, users, offer_deflate=False)
         if connected["connected"] != clients:
             raise RuntimeError(
                 f"only {connected['connected']} of {clients} clients connected to the bare server"

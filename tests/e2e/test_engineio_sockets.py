@@ -164,6 +164,21 @@ def test_a_client_that_closes_gets_the_closing_handshake(live_stack):
         raw.close()
 
 
+def test_an_offer_of_compression_is_declined(live_stack):
+    # Browsers offer permessage-deflate on every WebSocket; accepted, it costs the node a
+    # compressor per connection and a compression per event.
+    url = live_stack.base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(
+        url, timeout=10, header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"]
+    )
+    try:
+        assert "sec-websocket-extensions" not in {k.lower() for k in ws.getheaders()}
+        # websocket-client refuses a compressed frame: the packet arrives as sent.
+        assert ws.recv().startswith("0{")
+    finally:
+        ws.close()
+
+
 def _finished(raw: RawSocket, task_id: str) -> bool:
     return any(
         p.startswith('42["task_progress"') and task_id in p and '"succeeded"' in p for p in raw.packets
