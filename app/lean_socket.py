@@ -228,8 +228,9 @@ class _HandedOver:
 
 
 class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
-    # A connection keeps its HTTP read and write buffers while its request runs; a
-    # WebSocket's request ended, they go. Small buffers only mean more, smaller socket calls.
+    # A connection keeps its HTTP read and write buffers (8 + 16 KiB by default) for as long
+    # as it speaks HTTP: a long-polling client's, for its whole life; a WebSocket's, until its
+    # hand-over. Small buffers only mean more, smaller socket calls.
     rbufsize = 1024
     wbufsize = 1024
     _taker: Callable[[], None] | None = None
