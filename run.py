@@ -40,7 +40,7 @@ def _tune_server() -> dict[str, object]:
         return {}
     from app.lean_socket import LeanHttpProtocol, use_lean_sockets
 
-    use_lean_sockets()
+    use_lean_sockets(app.config["MAX_CONNECTIONS"])
     # eventlet's WSGI server serves 1,024 requests at once unless told otherwise, and every
     # long-poll holds one; an open WebSocket holds none (its request has ended, see lean_socket).
     return {"max_size": app.config["MAX_CONNECTIONS"], "protocol": LeanHttpProtocol}

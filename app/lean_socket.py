@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # The WSGI environ key of LeanHttpProtocol's hand-over: a WebSocket handler calls it with
 # what takes the connection over once its request has ended.
 HAND_OVER = "lean_socket.hand_over"
+TRY_AGAIN_LATER = 1013  # the WebSocket close code (RFC 6455's registry)
 
 
 class _Outbox(queue.Queue):
@@ -56,6 +57,11 @@ class _Outbox(queue.Queue):
 
 
 class LeanSocket(engineio.socket.Socket):
+    # Open WebSockets in this process, and how many it takes (use_lean_sockets). They hold no
+    # place in eventlet's pool of green threads, so the pool's size no longer bounds them.
+    open_count = 0
+    max_open = 0
+
     def __init__(self, server: Any, sid: str) -> None:
         super().__init__(server, sid)
         self.queue = _Outbox(self._wake_writer)
@@ -102,6 +108,7 @@ class LeanSocket(engineio.socket.Socket):
         ws, self._ws = self._ws, None
         self._stop_listening()
         if ws is not None:
+            LeanSocket.open_count -= 1
             ws.close()
 
     def _websocket_handler(self, ws: Any) -> list[Any]:
@@ -113,6 +120,15 @@ class LeanSocket(engineio.socket.Socket):
         # Bounds a read that stalls in the middle of a message; an idle client is the ping
         # timeout's business (python-engineio's service task).
         ws.socket.settimeout(self.server.ping_interval + self.server.ping_timeout)
+        if LeanSocket.open_count >= LeanSocket.max_open:
+            # Full: the WebSocket's own "try again later", before Engine.IO's open packet goes
+            # out. Clients reconnect with backoff; behind a balancer, perhaps to another node.
+            # A client on long-polling that asked to upgrade stays on long-polling.
+            log.warning("%s: %d WebSockets open, closing a new one", self.sid, LeanSocket.open_count)
+            ws.close(close_data=(TRY_AGAIN_LATER, "server full"))
+            if not self.connected:
+                self.close(wait=False, abort=True, reason=self.server.reason.SERVER_DISCONNECT)
+            return []
 
         if self.connected:
             # Connected over long-polling first: this is the upgrade.
@@ -123,6 +139,7 @@ class LeanSocket(engineio.socket.Socket):
             self.upgraded = True
 
         self._ws = ws
+        LeanSocket.open_count += 1
         if self.queue.qsize():
             self._wake_writer()
         # eventlet sends a close frame when this handler returns; the connection lives on.
@@ -255,6 +272,8 @@ class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
         self._taker()
 
 
-def use_lean_sockets() -> None:
-    """Make python-engineio create ``LeanSocket``s: it looks the class up on its module."""
+def use_lean_sockets(max_open: int) -> None:
+    """Make python-engineio create ``LeanSocket``s (it looks the class up on its module),
+    at most ``max_open`` WebSockets at once."""
+    LeanSocket.max_open = max_open
     engineio.socket.Socket = LeanSocket  # type: ignore[misc]

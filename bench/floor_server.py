@@ -52,7 +52,7 @@ def main() -> None:
     if kind not in KINDS:
         raise SystemExit(f"KIND must be one of {', '.join(KINDS)}")
     if kind == "socketio-lean":
-        use_lean_sockets()
+        use_lean_sockets(max_open=100_000)
 
     def app(environ: dict, start_response: object) -> object:
         if environ["PATH_INFO"] == "/healthz":
