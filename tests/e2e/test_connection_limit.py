@@ -10,7 +10,7 @@ import requests
 import socketio
 import websocket
 
-from tests.e2e.test_engineio_sockets import RawSocket
+from tests.e2e.test_engineio_sockets import RawSocket, websocket_url
 from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +25,7 @@ def live_stack_env() -> dict[str, str]:
 
 def _open(base_url: str) -> tuple[websocket.WebSocket | None, bytes | None]:
     """A new WebSocket that the node took, or the close frame's code and reason it sent."""
-    url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    ws = websocket.create_connection(url, timeout=10)
+    ws = websocket.create_connection(websocket_url(base_url), timeout=10)
     opcode, data = ws.recv_data()
     if opcode == websocket.ABNF.OPCODE_CLOSE:
         ws.shutdown()

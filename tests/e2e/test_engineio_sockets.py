@@ -29,12 +29,16 @@ def live_stack_env() -> dict[str, str]:
     return {"PING_INTERVAL": str(PING_INTERVAL), "PING_TIMEOUT": str(PING_TIMEOUT)}
 
 
+def websocket_url(base_url: str) -> str:
+    """The node's Engine.IO endpoint, straight over WebSocket."""
+    return base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+
+
 class RawSocket:
     """An Engine.IO v4 client at the frame level, so pongs can be withheld."""
 
     def __init__(self, base_url: str, token: str) -> None:
-        url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-        self.ws = websocket.create_connection(url, timeout=10)
+        self.ws = websocket.create_connection(websocket_url(base_url), timeout=10)
         opened = self.ws.recv()
         assert opened.startswith("0{"), opened
         self.handshake = json.loads(opened[1:])
@@ -167,9 +171,10 @@ def test_a_client_that_closes_gets_the_closing_handshake(live_stack):
 def test_an_offer_of_compression_is_declined(live_stack):
     # Browsers offer permessage-deflate on every WebSocket; accepted, it costs the node a
     # compressor per connection and a compression per event.
-    url = live_stack.base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
     ws = websocket.create_connection(
-        url, timeout=10, header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"]
+        websocket_url(live_stack.base_url),
+        timeout=10,
+        header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
     )
     try:
         assert "sec-websocket-extensions" not in {k.lower() for k in ws.getheaders()}
