@@ -21,22 +21,25 @@ class ConfigError(RuntimeError):
     pass
 
 
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    # Every integer setting is a count, a duration or a port: none of them means anything
+    # below its minimum, and a zero TTL or limit would fail far from here (a Redis error at
+    # the first job, a node refusing every socket).
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
     # Whole seconds: Engine.IO announces its intervals to clients in whole seconds.
-    value = _int(environ, name, default)
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1 second, got {value}")
-    return value
+    return _int(environ, name, default, minimum=1)
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -118,22 +121,22 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "TASK_QUEUE": environ.get("TASK_QUEUE", "microblog-tasks"),
         "PROGRESS_CHANNEL": environ.get("PROGRESS_CHANNEL", "microblog:progress"),
         "ASYNC_MODE": async_mode(environ),
-        "TOKEN_TTL": _int(environ, "TOKEN_TTL", 24 * 3600),
+        "TOKEN_TTL": _int(environ, "TOKEN_TTL", 24 * 3600, minimum=1),
         # Events are kept this long for clients that reconnect and resume (seconds).
-        "NOTIFICATION_RETENTION": _int(environ, "NOTIFICATION_RETENTION", 7 * 24 * 3600),
+        "NOTIFICATION_RETENTION": _int(environ, "NOTIFICATION_RETENTION", 7 * 24 * 3600, minimum=1),
         # A resume further behind than this gets a snapshot instead of a replay: the replay is
         # sent before the connection is acknowledged, and clients wait about a second for that.
         "REPLAY_LIMIT": _int(environ, "REPLAY_LIMIT", 1_000),
         # Task lifecycle: see README, "Task lifecycle".
         "RESULTS_DIR": environ.get("RESULTS_DIR") or str(BASE_DIR / "instance" / "results"),
-        "RESULT_TTL": _int(environ, "RESULT_TTL", 24 * 3600),
-        "WORKER_LOST_AFTER": _int(environ, "WORKER_LOST_AFTER", 15),
-        "WATCHDOG_INTERVAL": _int(environ, "WATCHDOG_INTERVAL", 2),
+        "RESULT_TTL": _int(environ, "RESULT_TTL", 24 * 3600, minimum=1),
+        "WORKER_LOST_AFTER": _int(environ, "WORKER_LOST_AFTER", 15, minimum=1),
+        "WATCHDOG_INTERVAL": _int(environ, "WATCHDOG_INTERVAL", 2, minimum=1),
         "CANCEL_GRACE": _int(environ, "CANCEL_GRACE", 3),
         "PROGRESS_MIN_INTERVAL": _float(environ, "PROGRESS_MIN_INTERVAL", 0.05),
         "PROGRESS_STORE_INTERVAL": _float(environ, "PROGRESS_STORE_INTERVAL", 0.5),
         # Sockets one web process serves at once (eventlet); raise the process's file limit to match.
-        "MAX_CONNECTIONS": _int(environ, "MAX_CONNECTIONS", 10_000),
+        "MAX_CONNECTIONS": _int(environ, "MAX_CONNECTIONS", 10_000, minimum=1),
         # Packets queued for one socket past which its volatile ticks are skipped (0: never).
         "MAX_SOCKET_BACKLOG": _int(environ, "MAX_SOCKET_BACKLOG", 100),
         # Seconds a lagging socket may go without its client reading before it is closed (0: never).
@@ -142,10 +145,10 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         # whose answer takes longer than PING_TIMEOUT (python-engineio's defaults).
         "PING_INTERVAL": _seconds(environ, "PING_INTERVAL", 25),
         "PING_TIMEOUT": _seconds(environ, "PING_TIMEOUT", 20),
-        "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5),
+        "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5, minimum=1),
         "TASK_TIMEOUTS": _timeouts(environ),
         "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),
-        "MAIL_PORT": _int(environ, "MAIL_PORT", 25),
+        "MAIL_PORT": _int(environ, "MAIL_PORT", 25, minimum=1),
         "MAIL_USE_TLS": _bool(environ, "MAIL_USE_TLS", False),
         "MAIL_USERNAME": environ.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": environ.get("MAIL_PASSWORD") or None,

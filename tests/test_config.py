@@ -48,6 +48,33 @@ def test_integer_settings_are_checked():
 
 
 @pytest.mark.parametrize(
+    "name",
+    [
+        "TOKEN_TTL",
+        "NOTIFICATION_RETENTION",
+        "RESULT_TTL",
+        "WORKER_LOST_AFTER",
+        "WATCHDOG_INTERVAL",
+        "MAX_CONNECTIONS",
+        "MAX_ACTIVE_TASKS_PER_USER",
+        "MAIL_PORT",
+    ],
+)
+def test_counts_and_durations_must_be_positive(name):
+    assert settings.from_env({name: "1"})[name] == 1
+    for bad in ("0", "-5"):
+        with pytest.raises(settings.ConfigError, match=f"{name} must be at least 1, got {bad}"):
+            settings.from_env({name: bad})
+
+
+@pytest.mark.parametrize("name", ["REPLAY_LIMIT", "CANCEL_GRACE", "MAX_SOCKET_BACKLOG"])
+def test_zero_is_a_meaningful_setting_but_negatives_are_refused(name):
+    assert settings.from_env({name: "0"})[name] == 0
+    with pytest.raises(settings.ConfigError, match=f"{name} must be at least 0, got -1"):
+        settings.from_env({name: "-1"})
+
+
+@pytest.mark.parametrize(
     ("raw", "expected"),
     [
         ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
@@ -119,7 +146,7 @@ def test_ping_interval_and_timeout():
     chosen = settings.from_env({"PING_INTERVAL": "10", "PING_TIMEOUT": "5"})
     assert (chosen["PING_INTERVAL"], chosen["PING_TIMEOUT"]) == (10, 5)
     for name in ("PING_INTERVAL", "PING_TIMEOUT"):
-        with pytest.raises(settings.ConfigError, match=f"{name} must be at least 1 second"):
+        with pytest.raises(settings.ConfigError, match=f"{name} must be at least 1"):
             settings.from_env({name: "0"})
         with pytest.raises(settings.ConfigError, match=f"{name} must be an integer"):
             settings.from_env({name: "0.5"})
