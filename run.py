@@ -34,24 +34,12 @@ def _shutdown(signum: int, frame: object) -> None:
 signal.signal(signal.SIGTERM, _shutdown)
 
 
-def _tune_server() -> dict[str, object]:
-    """Options for the server, and the sockets it serves; eventlet's only (the default mode)."""
-    if ASYNC_MODE != "eventlet":
-        return {}
-    from app.lean_socket import LeanHttpProtocol, use_lean_sockets
-
-    use_lean_sockets(app.config["MAX_CONNECTIONS"])
-    # eventlet's WSGI server serves 1,024 requests at once unless told otherwise, and every
-    # long-poll holds one; an open WebSocket holds none (its request has ended, see lean_socket).
-    return {"max_size": app.config["MAX_CONNECTIONS"], "protocol": LeanHttpProtocol}
-
-
 if __name__ == "__main__":
-    socketio.run(
-        app,
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "5000")),
+    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000"))
+    if ASYNC_MODE == "eventlet":
+        from app.eventlet_server import serve
+
+        serve(app, host, port)
+    else:
         # The threading mode serves with Werkzeug; fine for development, and opting in is explicit.
-        allow_unsafe_werkzeug=ASYNC_MODE == "threading",
-        **_tune_server(),
-    )
+        socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading")

@@ -1,4 +1,4 @@
-"""eventlet's server, lean per connection: what ``run.py`` installs in eventlet mode (the default).
+"""eventlet's server, lean per connection: what ``app.eventlet_server`` serves with (eventlet mode, the default).
 
 ``LeanSocket``: Engine.IO sockets that hold no green thread of their own while idle.
 

@@ -8,6 +8,8 @@ import subprocess
 import pytest
 import yaml
 
+import config as settings
+from app.file_limit import files_wanted
 from tests.support import ROOT, require_tool
 
 SECRETS = {"SECRET_KEY": "s" * 64, "POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "redis-secret"}
@@ -71,6 +73,12 @@ def test_app_services_run_in_production_against_postgres_and_a_password_protecte
     assert "ports" not in redis and "ports" not in compose["services"]["db"]
     assert compose["services"]["db"]["image"].startswith("postgres:16")
     assert any("pgdata" in str(v) for v in compose["services"]["db"]["volumes"])
+
+
+def test_web_nodes_may_open_a_file_per_socket(compose):
+    nofile = compose["services"]["web"]["ulimits"]["nofile"]
+    soft = nofile["soft"] if isinstance(nofile, dict) else nofile
+    assert int(soft) >= files_wanted(settings.from_env({})["MAX_CONNECTIONS"])
 
 
 def test_migrations_run_once_before_the_app(compose):

@@ -1,0 +1,76 @@
+"""A web node and its open-file limit: raised to fit MAX_CONNECTIONS at start-up, and when
+the node runs out of files anyway, new connections wait instead of the node stopping."""
+
+from __future__ import annotations
+
+import resource
+import socket
+import subprocess
+import sys
+import textwrap
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.support import ROOT, wait_for
+
+pytestmark = pytest.mark.e2e
+
+LOW_LIMIT = 64
+
+
+def _limits_after_fitting(soft: int, hard: int, wanted: int) -> tuple[int, int]:
+    # In a child: the test process keeps its own limits.
+    script = textwrap.dedent(f"""
+        import resource
+        from app.file_limit import fit_file_limit
+        resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))
+        returned = fit_file_limit({wanted})
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert returned == soft, (returned, soft)
+        print(soft, hard)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    soft, hard = out.stdout.split()
+    return int(soft), int(hard)
+
+
+def test_the_soft_file_limit_is_raised_to_what_the_node_needs_within_the_hard_limit():
+    assert _limits_after_fitting(200, 1000, 500) == (500, 1000)
+    assert _limits_after_fitting(200, 300, 500) == (300, 300)
+    assert _limits_after_fitting(800, 1000, 500) == (800, 1000)  # never lowered
+
+
+def test_a_node_out_of_files_keeps_serving_once_connections_close(live_stack):
+    web = live_stack.processes[0]
+    resource.prlimit(web.pid, resource.RLIMIT_NOFILE, (LOW_LIMIT, LOW_LIMIT))
+    address = urlsplit(live_stack.base_url)
+    held: list[socket.socket] = []
+    try:
+        # Each one an HTTP request that never ends: the node keeps its connection open. More
+        # than its limit: the last ones wait in the listen backlog.
+        for _ in range(LOW_LIMIT + 16):
+            conn = socket.create_connection((address.hostname, address.port), timeout=5)
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+            held.append(conn)
+        wait_for(
+            lambda: "cannot accept connections" in web.log() or not web.alive(),
+            10,
+            "the node to run out of files",
+        )
+        assert web.alive(), f"the node stopped when it ran out of files:\n{web.log()}"
+    finally:
+        for conn in held:
+            conn.close()
+    # Its files back, the node accepts again: what waited in the listen backlog, then new ones.
+    answer = wait_for(lambda: _healthz(live_stack.base_url), 10, "the node to answer again")
+    assert answer.status_code == 200
+    assert web.alive()
+
+
+def _healthz(base_url: str) -> requests.Response | None:
+    try:
+        return requests.get(f"{base_url}/healthz", timeout=2)
+    except requests.RequestException:
+        return None
