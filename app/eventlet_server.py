@@ -1,6 +1,12 @@
 """The server ``run.py`` starts in eventlet mode (the default): eventlet's WSGI server with
-lean sockets (``app.lean_socket``), an open-file limit fitted to ``MAX_CONNECTIONS``, and an
-accept loop that outlasts running out of files.
+lean sockets (``app.lean_socket``), an open-file limit fitted to ``MAX_CONNECTIONS``, and a
+listening socket (``Listener``) whose connections send without delay and whose accept
+outlasts running out of files.
+
+Nagle's algorithm holds a small write back until the previous one is acknowledged, and
+clients delay their acknowledgements by up to 40 ms: a push server writes small packets back
+to back (the handshake's response and Engine.IO's open packet, two events), so each of those
+waited. Every connection here sends at once (``TCP_NODELAY``), as asyncio's and Go's do.
 
 eventlet's accept loop ends on any error but a few, and "too many open files" is not one of
 them: one connection past the process's file limit would stop the node taking any more.
@@ -10,6 +16,7 @@ in the listen backlog; when connections close, it takes them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -32,8 +39,9 @@ LAST_RETRY = 1.0
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
-class PatientListener:
-    """The listening socket, with an ``accept`` that waits out a lack of file descriptors."""
+class Listener:
+    """The listening socket: connections without Nagle's delay, and an ``accept`` that waits
+    out a lack of file descriptors."""
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
@@ -42,7 +50,7 @@ class PatientListener:
         delay = FIRST_RETRY
         while True:
             try:
-                return self._sock.accept()
+                conn, address = self._sock.accept()
             except OSError as exc:
                 if exc.errno not in _EXHAUSTED:
                     raise
@@ -52,6 +60,12 @@ class PatientListener:
                     )
                 eventlet.sleep(delay)
                 delay = min(delay * 2, LAST_RETRY)
+                continue
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                # A client may have gone already: its first read or write will say so.
+                with contextlib.suppress(OSError):
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return conn, address
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -72,7 +86,7 @@ def serve(app: Flask, host: str, port: int) -> None:
         )
     use_lean_sockets(max_connections)
     family, _type, _proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    listener = PatientListener(eventlet.listen(address, family))
+    listener = Listener(eventlet.listen(address, family))
     eventlet.wsgi.server(
         listener,
         app,

@@ -1,5 +1,6 @@
-"""A web node and its open-file limit: raised to fit MAX_CONNECTIONS at start-up, and when
-the node runs out of files anyway, new connections wait instead of the node stopping."""
+"""eventlet's server as run.py starts it: connections that send without delay, an open-file
+limit raised to fit MAX_CONNECTIONS at start-up, and when the node runs out of files anyway,
+new connections that wait instead of the node stopping."""
 
 from __future__ import annotations
 
@@ -34,6 +35,23 @@ def _limits_after_fitting(soft: int, hard: int, wanted: int) -> tuple[int, int]:
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     soft, hard = out.stdout.split()
     return int(soft), int(hard)
+
+
+def test_accepted_connections_send_without_waiting_for_acknowledgements():
+    # In a child, as run.py runs it: eventlet is imported there, never in the test process.
+    script = textwrap.dedent("""
+        import socket
+        import eventlet
+        from app.eventlet_server import Listener
+        listener = Listener(eventlet.listen(("127.0.0.1", 0)))
+        client = eventlet.connect(listener.getsockname())
+        conn, _address = listener.accept()
+        print(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    """)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "1"  # Nagle's algorithm off
 
 
 def test_the_soft_file_limit_is_raised_to_what_the_node_needs_within_the_hard_limit():
