@@ -3,8 +3,9 @@
 No Flask, no Redis, no database: ``GET /emit?count=N`` starts a loop that emits N
 ``task_progress`` payloads (the same shape as the product's) round-robin to every
 connected client, as fast as the server can write them. It is served the
-way Flask-SocketIO serves the product in each async mode, so the ratio product/ceiling
-is the cost of everything the product adds on the path.
+way the product is served in each async mode (under eventlet, through the same listening
+socket, whose connections send without Nagle's delay), so the ratio product/ceiling is the
+cost of everything the product adds on the path.
 """
 
 import sys
@@ -86,7 +87,9 @@ def main() -> None:
     if MODE == "eventlet":
         import eventlet.wsgi
 
-        eventlet.wsgi.server(eventlet.listen(("127.0.0.1", port)), app, log_output=False)
+        from app.eventlet_server import Listener
+
+        eventlet.wsgi.server(Listener(eventlet.listen(("127.0.0.1", port))), app, log_output=False)
     elif MODE == "gevent":
         from gevent import pywsgi
 
