@@ -40,6 +40,10 @@ if __name__ == "__main__":
         from app.eventlet_server import serve
 
         serve(app, host, port)
+    elif ASYNC_MODE == "gevent":
+        from app.gevent_server import serve
+
+        serve(app, host, port)
     else:
         # The threading mode serves with Werkzeug; fine for development, and opting in is explicit.
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading")

@@ -3,8 +3,8 @@
 No Flask, no Redis, no database: ``GET /emit?count=N`` starts a loop that emits N
 ``task_progress`` payloads (the same shape as the product's) round-robin to every
 connected client, as fast as the server can write them. It is served the
-way the product is served in each async mode (under eventlet, through the same listening
-socket, whose connections send without Nagle's delay), so the ratio product/ceiling is the
+way the product is served in each async mode (under eventlet and gevent, with connections
+that send without Nagle's delay), so the ratio product/ceiling is the
 cost of everything the product adds on the path.
 """
 
@@ -93,7 +93,9 @@ def main() -> None:
     elif MODE == "gevent":
         from gevent import pywsgi
 
-        pywsgi.WSGIServer(("127.0.0.1", port), app, log=None).serve_forever()
+        from app.gevent_server import NoDelayHandler
+
+        pywsgi.WSGIServer(("127.0.0.1", port), app, handler_class=NoDelayHandler, log=None).serve_forever()
     else:
         from werkzeug.serving import run_simple
 

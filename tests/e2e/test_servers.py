@@ -1,6 +1,6 @@
-"""eventlet's server as run.py starts it: connections that send without delay, an open-file
-limit raised to fit MAX_CONNECTIONS at start-up, and when the node runs out of files anyway,
-new connections that wait instead of the node stopping."""
+"""The servers run.py starts: connections that send without delay (eventlet and gevent), and
+under eventlet an open-file limit raised to fit MAX_CONNECTIONS at start-up, and when the node
+runs out of files anyway, new connections that wait instead of the node stopping."""
 
 from __future__ import annotations
 
@@ -47,6 +47,38 @@ def test_accepted_connections_send_without_waiting_for_acknowledgements():
         client = eventlet.connect(listener.getsockname())
         conn, _address = listener.accept()
         print(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    """)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "1"  # Nagle's algorithm off
+
+
+def test_gevent_connections_send_without_waiting_for_acknowledgements():
+    script = textwrap.dedent("""
+        from gevent import monkey
+        monkey.patch_all()
+        import socket
+        from gevent import pywsgi, spawn
+        from app.gevent_server import NoDelayHandler
+
+        seen = []
+
+        class Probe(NoDelayHandler):
+            def handle_one_request(self):
+                seen.append(self.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                return super().handle_one_request()
+
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+
+        server = pywsgi.WSGIServer(("127.0.0.1", 0), app, handler_class=Probe, log=None)
+        server.start()
+        client = socket.create_connection(server.address)
+        client.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        assert client.recv(100).startswith(b"HTTP/1.1 200")
+        print(seen[0])
     """)
     out = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
