@@ -1,12 +1,7 @@
 """The server ``run.py`` starts in eventlet mode (the default): eventlet's WSGI server with
 lean sockets (``app.lean_socket``), an open-file limit fitted to ``MAX_CONNECTIONS``, and a
-listening socket (``Listener``) whose connections send without delay and whose accept
-outlasts running out of files.
-
-Nagle's algorithm holds a small write back until the previous one is acknowledged, and
-clients delay their acknowledgements by up to 40 ms: a push server writes small packets back
-to back (the handshake's response and Engine.IO's open packet, two events), so each of those
-waited. Every connection here sends at once (``TCP_NODELAY``), as asyncio's and Go's do.
+listening socket (``Listener``) whose connections send without delay (``app.tcp``) and whose
+accept outlasts running out of files.
 
 eventlet's accept loop ends on any error but a few, and "too many open files" is not one of
 them: one connection past the process's file limit would stop the node taking any more.
@@ -16,7 +11,6 @@ in the listen backlog; when connections close, it takes them.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import socket
@@ -28,6 +22,7 @@ from flask import Flask
 
 from app.file_limit import files_wanted, fit_file_limit
 from app.lean_socket import LeanHttpProtocol, use_lean_sockets
+from app.tcp import send_without_delay
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +56,7 @@ class Listener:
                 eventlet.sleep(delay)
                 delay = min(delay * 2, LAST_RETRY)
                 continue
-            if conn.family in (socket.AF_INET, socket.AF_INET6):
-                # A client may have gone already: its first read or write will say so.
-                with contextlib.suppress(OSError):
-                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            send_without_delay(conn)
             return conn, address
 
     def __getattr__(self, name: str) -> Any:
