@@ -21,23 +21,7 @@ pytestmark = pytest.mark.e2e
 LOW_LIMIT = 64
 
 
-def _limits_after_fitting(soft: int, hard: int, wanted: int) -> tuple[int, int]:
-    # In a child: the test process keeps its own limits.
-    script = textwrap.dedent(f"""
-        import resource
-        from app.file_limit import fit_file_limit
-        resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))
-        returned = fit_file_limit({wanted})
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        assert returned == soft, (returned, soft)
-        print(soft, hard)
-    """)
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    soft, hard = out.stdout.split()
-    return int(soft), int(hard)
-
-
-def test_accepted_connections_send_without_waiting_for_acknowledgements():
+def test_eventlet_connections_send_without_waiting_for_acknowledgements():
     # In a child, as run.py runs it: eventlet is imported there, never in the test process.
     script = textwrap.dedent("""
         import socket
@@ -55,11 +39,12 @@ def test_accepted_connections_send_without_waiting_for_acknowledgements():
 
 
 def test_gevent_connections_send_without_waiting_for_acknowledgements():
+    # The handler's connection, seen from its first request.
     script = textwrap.dedent("""
         from gevent import monkey
         monkey.patch_all()
         import socket
-        from gevent import pywsgi, spawn
+        from gevent import pywsgi
         from app.gevent_server import NoDelayHandler
 
         seen = []
@@ -84,6 +69,22 @@ def test_gevent_connections_send_without_waiting_for_acknowledgements():
         [sys.executable, "-W", "ignore", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "1"  # Nagle's algorithm off
+
+
+def _limits_after_fitting(soft: int, hard: int, wanted: int) -> tuple[int, int]:
+    # In a child: the test process keeps its own limits.
+    script = textwrap.dedent(f"""
+        import resource
+        from app.file_limit import fit_file_limit
+        resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))
+        returned = fit_file_limit({wanted})
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert returned == soft, (returned, soft)
+        print(soft, hard)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    soft, hard = out.stdout.split()
+    return int(soft), int(hard)
 
 
 def test_the_soft_file_limit_is_raised_to_what_the_node_needs_within_the_hard_limit():
