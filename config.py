@@ -135,7 +135,7 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "CANCEL_GRACE": _int(environ, "CANCEL_GRACE", 3),
         "PROGRESS_MIN_INTERVAL": _float(environ, "PROGRESS_MIN_INTERVAL", 0.05),
         "PROGRESS_STORE_INTERVAL": _float(environ, "PROGRESS_STORE_INTERVAL", 0.5),
-        # Sockets one web process serves at once (eventlet); raise the process's file limit to match.
+        # Sockets one web process serves at once (eventlet); its file limit is fitted to it at start-up.
         "MAX_CONNECTIONS": _int(environ, "MAX_CONNECTIONS", 10_000, minimum=1),
         # Packets queued for one socket past which its volatile ticks are skipped (0: never).
         "MAX_SOCKET_BACKLOG": _int(environ, "MAX_SOCKET_BACKLOG", 100),
