@@ -18,7 +18,6 @@ elif ASYNC_MODE == "gevent":
 import signal  # noqa: E402
 
 from app import create_app, start_background_services, stop_background_services  # noqa: E402
-from app.extensions import socketio  # noqa: E402
 
 app = create_app()
 start_background_services(app)
@@ -35,15 +34,10 @@ signal.signal(signal.SIGTERM, _shutdown)
 
 
 if __name__ == "__main__":
-    host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000"))
     if ASYNC_MODE == "eventlet":
         from app.eventlet_server import serve
-
-        serve(app, host, port)
     elif ASYNC_MODE == "gevent":
         from app.gevent_server import serve
-
-        serve(app, host, port)
     else:
-        # The threading mode serves with Werkzeug; fine for development, and opting in is explicit.
-        socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=ASYNC_MODE == "threading")
+        from app.threading_server import serve
+    serve(app, os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "5000")))

@@ -1,4 +1,4 @@
-"""What every server process does to the connections it accepts: turn Nagle's algorithm off.
+"""What the server of each async mode does to the connections it accepts: turn Nagle's algorithm off.
 
 Nagle's algorithm holds a small write back until the previous one is acknowledged, and
 clients delay their acknowledgements by up to 40 ms: a push server writes small packets back

@@ -3,8 +3,8 @@
 No Flask, no Redis, no database: ``GET /emit?count=N`` starts a loop that emits N
 ``task_progress`` payloads (the same shape as the product's) round-robin to every
 connected client, as fast as the server can write them. It is served the
-way the product is served in each async mode (under eventlet and gevent, with connections
-that send without Nagle's delay), so the ratio product/ceiling is the
+way the product is served in each async mode (with connections that send without Nagle's
+delay), so the ratio product/ceiling is the
 cost of everything the product adds on the path.
 """
 
@@ -99,7 +99,9 @@ def main() -> None:
     else:
         from werkzeug.serving import run_simple
 
-        run_simple("127.0.0.1", port, app, threaded=True)
+        from app.threading_server import NoDelayRequestHandler
+
+        run_simple("127.0.0.1", port, app, threaded=True, request_handler=NoDelayRequestHandler)
 
 
 if __name__ == "__main__":

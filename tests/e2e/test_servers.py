@@ -1,4 +1,4 @@
-"""The servers run.py starts: connections that send without delay (eventlet and gevent), and
+"""The servers run.py starts: connections that send without delay (in every async mode), and
 under eventlet an open-file limit raised to fit MAX_CONNECTIONS at start-up, and when the node
 runs out of files anyway, new connections that wait instead of the node stopping."""
 
@@ -64,6 +64,39 @@ def test_gevent_connections_send_without_waiting_for_acknowledgements():
         client.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
         assert client.recv(100).startswith(b"HTTP/1.1 200")
         print(seen[0])
+    """)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "1"  # Nagle's algorithm off
+
+
+def test_threading_connections_send_without_waiting_for_acknowledgements():
+    # The handler's connection, seen from its first request.
+    script = textwrap.dedent("""
+        import socket
+        import threading
+        from werkzeug.serving import make_server
+        from app.threading_server import NoDelayRequestHandler
+
+        seen = []
+
+        class Probe(NoDelayRequestHandler):
+            def handle_one_request(self):
+                seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                return super().handle_one_request()
+
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Probe)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        client = socket.create_connection(("127.0.0.1", server.port))
+        client.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        assert client.recv(100).startswith(b"HTTP/1.1 200")
+        print(seen[0])
+        server.shutdown()
     """)
     out = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
