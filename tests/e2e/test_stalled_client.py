@@ -33,20 +33,29 @@ READER_MESSAGES = 300
 
 
 class RawClient:
-    """Socket.IO over a bare Engine.IO v4 WebSocket, with a tiny receive buffer, that reads only when told.
+    """Socket.IO over a bare Engine.IO v4 WebSocket that reads only when told.
 
-    With 4 KiB of receive buffer, what the client does not read backs up into the node
-    after a few hundred KiB, instead of into this machine's kernel.
+    A stalling client gets a tiny receive buffer: with 4 KiB, what it does not read backs up
+    into the node after a few hundred KiB, instead of into this machine's kernel. A reading
+    client keeps the kernel's own: one as small as that, read by a thread that waits for the
+    GIL, often closes its window, and the node's writes then wait for the kernel's
+    zero-window probes (seconds apart), whatever the node does.
     """
 
     def __init__(
-        self, base_url: str, token: str, event: str = TASK_PROGRESS, last_seq: int | None = None
+        self,
+        base_url: str,
+        token: str,
+        event: str = TASK_PROGRESS,
+        last_seq: int | None = None,
+        *,
+        stalling: bool = False,
     ) -> None:
         self.event = event
         host = urlsplit(base_url).netloc
         self.ws = websocket.create_connection(
             f"ws://{host}/socket.io/?EIO=4&transport=websocket",
-            sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
+            sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),) if stalling else (),
             timeout=10,
         )
         assert self.ws.recv().startswith("0"), "Engine.IO open packet"
@@ -151,7 +160,9 @@ def test_a_stalled_client_loses_ticks_only_and_does_not_hold_up_the_others(live_
             capture_output=True,
         )
         stalled_id, _ = _user(live_stack.base_url, "owner")
-    stalled = RawClient(live_stack.base_url, stalled_token, ADMIN_TASK if role == "admin" else TASK_PROGRESS)
+    stalled = RawClient(
+        live_stack.base_url, stalled_token, ADMIN_TASK if role == "admin" else TASK_PROGRESS, stalling=True
+    )
     reader = RawClient(live_stack.base_url, reader_token)
     # 15 MB for the stalled client: far more than the kernel's socket buffers (4 MiB at most here).
     for_stalled = _messages(stalled_id, STALLED_MESSAGES, 5_000)
@@ -228,7 +239,7 @@ def test_a_client_that_reads_nothing_for_a_while_is_closed_and_catches_up_from_t
 ):
     stalled_id, stalled_token = _user(live_stack.base_url, "stalled")
     reader_id, reader_token = _user(live_stack.base_url, "reader")
-    stalled = RawClient(live_stack.base_url, stalled_token)
+    stalled = RawClient(live_stack.base_url, stalled_token, stalling=True)
     reader = RawClient(live_stack.base_url, reader_token)
     # Stored events only, none of which may be skipped: 7.5 MB, past what the kernel buffers.
     count = 1_500
