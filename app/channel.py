@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from flask_socketio import SocketIO
@@ -38,7 +39,8 @@ class Subscriber:
     format each one for a debug log, ~40 % more per message on the path every event takes.
     """
 
-    RETRY_MAX = 5.0
+    RETRY_MIN = 0.1
+    RETRY_MAX = 2.0
     # Under a flood Redis always has the next message ready, and a green thread that never
     # blocks never lets the socket writers run: yield to them every this many messages.
     YIELD_EVERY = 32
@@ -64,34 +66,47 @@ class Subscriber:
         self._subscribed = threading.Event()
         self._started = False
         self._stopping = False
+        self._delay = self.RETRY_MIN
+        self._lost_at: float | None = None
 
     def ensure_started(self, timeout: float = 10.0) -> bool:
         """Start the listener once and wait until Redis confirms the subscription.
 
         Waiting matters: a client's snapshot is read from the database after this
-        returns, so no event can fall between the snapshot and the live stream.
+        returns, so no event can fall between the snapshot and the live stream. While
+        the channel is known to be down nobody waits: what is committed until it is heard
+        again reaches the connection through the backfill, which runs on every subscribe.
         """
         with self._lock:
             if not self._started:
                 self._started = True
                 self._socketio.start_background_task(self._run)
-        return self._subscribed.wait(timeout)
+        return self._lost_at is not None or self._subscribed.wait(timeout)
 
     def stop(self) -> None:
         self._stopping = True
 
     def _run(self) -> None:
-        delay = 0.1
         while not self._stopping:
             try:
                 self._listen()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self._subscribed.clear()
-                log.warning("progress channel lost (%s); resubscribing in %.1fs", exc, delay)
-                self._socketio.sleep(delay)
-                delay = min(delay * 2, self.RETRY_MAX)
-            else:
-                delay = 0.1
+                if self._lost_at is None:
+                    # One line per outage, not one per try.
+                    self._lost_at = time.monotonic()
+                    log.warning("progress channel lost (%s); resubscribing with backoff", exc)
+                self._socketio.sleep(self._delay)
+                self._delay = min(self._delay * 2, self.RETRY_MAX)
+
+    def _heard(self) -> None:
+        self._subscribed.set()
+        self._delay = self.RETRY_MIN
+        if self._lost_at is not None:
+            log.warning("progress channel back after %.1f s", time.monotonic() - self._lost_at)
+            self._lost_at = None
+        if self._on_subscribed is not None:
+            self._on_subscribed()
 
     def _listen(self) -> None:
         pubsub = self._redis.pubsub()
@@ -113,9 +128,7 @@ class Subscriber:
                     if delivered % self.YIELD_EVERY == 0:
                         self._socketio.sleep(0)
                 elif reply[0] == b"subscribe":
-                    self._subscribed.set()
-                    if self._on_subscribed is not None:
-                        self._on_subscribed()
+                    self._heard()
         finally:
             pubsub.close()
 

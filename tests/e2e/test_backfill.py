@@ -118,3 +118,26 @@ def test_a_publish_lost_while_the_node_listens_is_backfilled(live_stack, make_ap
     events = stored(got)
     assert [d["seq"] for d in events] == seqs_of(app, user_id), "the lost one once, in order"
     assert [d["step"] for d in events] == [0, 3, 10]
+
+
+def test_a_socket_that_connects_while_redis_is_down_is_caught_up_when_it_is_back(
+    live_stack, make_app, redis_server
+):
+    token = live_stack.create_user("carol")
+    app, task_id, user_id = start_running(make_app, "carol")
+    redis_server.kill()
+    step(app, task_id, 1)
+    # Accepted at once (not after the 10 s wait for a subscription), with the database's state.
+    client = Recorder(live_stack.base_url, {"token": token, "last_seq": 0})
+    try:
+        got = client.until(lambda name, data: name == "task_progress" and data["step"] == 1, 5)
+        step(app, task_id, 2)
+        redis_server.start()
+        step(app, task_id, 10, status=TaskStatus.SUCCEEDED, message="Done")
+        got += client.until(status_is("succeeded"), 60)
+    finally:
+        client.sio.disconnect()
+    assert got[0][0] == "welcome"
+    events = stored(got)
+    assert [d["seq"] for d in events] == seqs_of(app, user_id), "every stored event once, in order"
+    assert [d["step"] for d in events] == [0, 1, 2, 10]
