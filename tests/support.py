@@ -102,7 +102,10 @@ class Process:
             self._log.close()
 
 
-def start_redis_server(log_dir: Path) -> tuple[Process, str]:
+def start_redis_server(
+    log_dir: Path, port: int | None = None, name: str | None = None
+) -> tuple[Process, str]:
+    """A private redis-server, nothing kept on disk; ``port`` starts one again where another was."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError(
@@ -110,9 +113,9 @@ def start_redis_server(log_dir: Path) -> tuple[Process, str]:
             "(Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) "
             "or point TEST_REDIS_URL at a running Redis."
         )
-    port = free_port()
+    port = port or free_port()
     proc = Process(
-        f"redis-{port}",
+        name or f"redis-{port}",
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         dict(os.environ),
         log_dir,
@@ -122,6 +125,28 @@ def start_redis_server(log_dir: Path) -> tuple[Process, str]:
     if not proc.alive():
         raise RuntimeError(f"redis-server failed to start:\n{proc.log()}")
     return proc, url
+
+
+class RedisServer:
+    """A private redis-server that a test kills (SIGKILL) and starts again, empty, on the same port."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self._starts = 1
+        self.proc, self.url = start_redis_server(log_dir)
+        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+
+    def kill(self) -> None:
+        self.proc.signal(signal.SIGKILL)
+        self.proc.popen.wait(10)
+        self.proc.stop()
+
+    def start(self) -> None:
+        self._starts += 1
+        self.proc, _ = start_redis_server(self._log_dir, self.port, f"redis-{self.port}-{self._starts}")
+
+    def stop(self) -> None:
+        self.proc.stop()
 
 
 def fresh_database(url: str | None, tmp_path: Path) -> str:
