@@ -263,12 +263,15 @@ def test_while_redis_is_away_the_web_node_serves_from_the_database(live_stack, p
     r = requests.get(f"{live_stack.base_url}/readyz", timeout=10)
     assert r.status_code == 503 and r.json()["checks"]["redis"]["ok"] is False
 
+    time.sleep(5)  # long enough for an idle worker to have tried Redis again and again
     private_redis.start()
-    wait_for(
-        lambda: (
-            api.post("/tasks", {"name": "example_long_task", "params": {"steps": 1, "delay": 0}}).status_code
-            == 202
-        ),
-        RECOVERY,
-        "starting a task to work again",
-    )
+
+    # The idle worker is registered again and takes the next task.
+    wait_for(lambda: _ready(live_stack.base_url), RECOVERY, "/readyz to answer 200 again")
+    r = api.post("/tasks", {"name": "example_long_task", "params": {"steps": 1, "delay": 0}})
+    assert r.status_code == 202, r.text
+    wait_for(lambda: api.task(r.json()["id"])["status"] == "succeeded", RECOVERY, "the next task to succeed")
+    worker = next(p for p in live_stack.processes if p.name == "worker")
+    assert worker.alive()
+    log = _worker_process_log(worker.log())
+    assert "Traceback" not in log and log.count("Redis unreachable") == 1, log
