@@ -115,6 +115,9 @@ def _outage_mid_task(live_stack, private_redis: RedisServer, outage: float) -> t
     during = api.task(running)
     assert during["status"] == "running"
     assert during["step"] > before, "progress is committed while Redis is away"
+    # A cancel request needs Redis: refused with the queue's 503, never a 500; the task goes on.
+    r = api.post(f"/tasks/{running}/cancel", {})
+    assert r.status_code == 503 and "job queue is unavailable" in r.json()["error"], r.text
     private_redis.start()
 
     for task_id in (running, queued):
