@@ -162,12 +162,12 @@ class AppWorker(Worker):
 
     def maintain_heartbeats(self, job: Job, execution: Execution) -> None:
         try:
-            super().maintain_heartbeats(job, execution)
             with self.connection.pipeline() as pipe:
-                # Renewed first thing when Redis answers again, empty or not.
+                # First: the watchdog judges the worker by its lease, also when Redis is back empty.
                 pipe.set(self._keys.lease(job.id), self.name, ex=self._lease_ttl)
                 self._register(pipe)
                 pipe.execute()
+            super().maintain_heartbeats(job, execution)
         except AWAY as exc:
             self._redis_lost(exc)
         else:
