@@ -13,6 +13,7 @@ import config as settings
 from app.admin import bp as admin_bp
 from app.api import bp as api_bp
 from app.auth import bp as auth_bp
+from app.backfill import Backfill
 from app.broker import connect
 from app.channel import Subscriber
 from app.commands import register_commands
@@ -79,20 +80,23 @@ def register_background_services(app: Flask) -> None:
     fanout = app.extensions["fanout"] = Fanout(
         socketio, app.config["MAX_SOCKET_BACKLOG"], app.config["STALLED_SOCKET_TIMEOUT"]
     )
+    backfill = app.extensions["backfill"] = Backfill(app, socketio, fanout)
     subscription = connect(app.config["REDIS_URL"], health_check_interval=30, protocol=2)
     app.extensions["progress_subscriber"] = Subscriber(
-        socketio, subscription, app.config["PROGRESS_CHANNEL"], fanout.deliver
+        socketio, subscription, app.config["PROGRESS_CHANNEL"], fanout.deliver, backfill.resubscribed
     )
     app.extensions["watchdog"] = Watchdog(app, socketio)
 
 
 def start_background_services(app: Flask) -> None:
     app.extensions["progress_subscriber"].ensure_started()
+    app.extensions["backfill"].start()
     app.extensions["watchdog"].start()
 
 
 def stop_background_services(app: Flask) -> None:
     app.extensions["progress_subscriber"].stop()
+    app.extensions["backfill"].stop()
     app.extensions["watchdog"].stop()
 
 

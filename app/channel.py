@@ -49,10 +49,18 @@ class Subscriber:
     POLL_INTERVAL = 1.0
 
     def __init__(
-        self, socketio: SocketIO, redis: Redis, channel: str, deliver: Callable[[Incoming], None]
+        self,
+        socketio: SocketIO,
+        redis: Redis,
+        channel: str,
+        deliver: Callable[[Incoming], None],
+        on_subscribed: Callable[[], None] | None = None,
     ) -> None:
         self._socketio = socketio
         self._deliver_message = deliver
+        # Told each time the subscription is confirmed, the first time included: whatever
+        # was published while there was none never reached this process.
+        self._on_subscribed = on_subscribed
         self._redis = redis
         self._channel = channel
         self._lock = threading.Lock()
@@ -109,6 +117,8 @@ class Subscriber:
                         self._socketio.sleep(0)
                 elif reply[0] == b"subscribe":
                     self._subscribed.set()
+                    if self._on_subscribed is not None:
+                        self._on_subscribed()
         finally:
             pubsub.close()
 

@@ -17,7 +17,7 @@ from flask_socketio import SocketIO
 from app.sansio.events import END_SESSION, Incoming
 from app.sansio.packet import PreEncoded
 from app.sansio.protocol import ADMIN_TASK, SESSION_ENDED, TASK_PROGRESS
-from app.sansio.registry import Registry
+from app.sansio.registry import Held, Registry
 from app.sansio.stall import StallWatch
 
 NAMESPACE = "/"
@@ -91,6 +91,18 @@ class Fanout:
         with self._lock:
             for message in self._registry.end_replay(sid, floor):
                 self._socketio.emit(TASK_PROGRESS, PreEncoded(message.body), to=sid)
+
+    def holding(self) -> dict[int, int]:
+        with self._lock:
+            return self._registry.holding()
+
+    def behind(self, user_id: int, seq: int) -> list[str]:
+        with self._lock:
+            return self._registry.behind(user_id, seq)
+
+    def begin_backfill(self, sid: str) -> Held | None:
+        with self._lock:
+            return self._registry.begin_backfill(sid)
 
     def user_of(self, sid: str) -> int:
         with self._lock:

@@ -102,10 +102,8 @@ class Process:
             self._log.close()
 
 
-def start_redis_server(
-    log_dir: Path, port: int | None = None, name: str | None = None
-) -> tuple[Process, str]:
-    """A private redis-server, nothing kept on disk; ``port`` starts one again where another was."""
+def start_redis_server(log_dir: Path, port: int | None = None) -> tuple[Process, str]:
+    """A private, empty redis-server (on ``port`` to restart one where its clients look)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError(
@@ -115,7 +113,7 @@ def start_redis_server(
         )
     port = port or free_port()
     proc = Process(
-        name or f"redis-{port}",
+        f"redis-{port}-{time.monotonic_ns()}",
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         dict(os.environ),
         log_dir,
@@ -128,22 +126,19 @@ def start_redis_server(
 
 
 class RedisServer:
-    """A private redis-server that a test kills (SIGKILL) and starts again, empty, on the same port."""
+    """A private redis-server that a fault test kills (SIGKILL) and starts again, empty, on the same port."""
 
     def __init__(self, log_dir: Path) -> None:
         self._log_dir = log_dir
-        self._starts = 1
         self.proc, self.url = start_redis_server(log_dir)
         self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
 
     def kill(self) -> None:
         self.proc.signal(signal.SIGKILL)
-        self.proc.popen.wait(10)
         self.proc.stop()
 
     def start(self) -> None:
-        self._starts += 1
-        self.proc, _ = start_redis_server(self._log_dir, self.port, f"redis-{self.port}-{self._starts}")
+        self.proc, _ = start_redis_server(self._log_dir, port=self.port)
 
     def stop(self) -> None:
         self.proc.stop()

@@ -66,3 +66,60 @@ def test_volatile_ticks_pass_the_floor_and_follow_their_stored_event():
     assert [(e.seq, e.data()["step"]) for e in drained] == [(4, 1), (5, 3), (5, 4)]
     assert registry.route(event(5, volatile=True, step=5)) == ["a"]
     assert registry.route(event(5, step=5)) == []
+
+
+def test_a_connection_holds_stored_events_up_to_the_first_gap():
+    registry = Registry()
+    registry.add("a", 1, "tok")
+    registry.end_replay("a", floor=4)
+    for seq in (5, 7, 8):
+        assert registry.route(event(seq)) == ["a"]
+    assert registry.holding() == {1: 5}
+    assert registry.behind(1, 8) == ["a"]
+    assert registry.behind(1, 5) == []
+    # The lost publish of 6 arrives late after all: the watermark closes over 7 and 8.
+    registry.route(event(6))
+    assert registry.holding() == {1: 8}
+    assert registry.behind(1, 8) == []
+
+
+def test_a_backfill_replays_the_gap_and_keeps_what_arrived_out_of_order():
+    registry = Registry()
+    registry.add("a", 1, "tok")
+    registry.end_replay("a", floor=2)
+    registry.route(event(3))
+    registry.route(event(6))
+    held = registry.begin_backfill("a")
+    assert (held.upto, held.ahead, held.floor) == (3, frozenset({6}), 2)
+    # A second backfill (or a replaying connection) is not started twice.
+    assert registry.begin_backfill("a") is None
+    assert registry.behind(1, 10) == [] and registry.holding() == {}
+    # Live events during the backfill wait; the replay (4..7, without 6) covers up to 7.
+    assert registry.route(event(7)) == []
+    assert registry.route(event(8)) == []
+    assert [e.seq for e in registry.end_replay("a", floor=7)] == [8]
+    assert registry.holding() == {1: 8}
+    assert registry.route(event(7)) == []
+
+
+def test_a_failed_backfill_goes_live_keeping_what_the_connection_held():
+    registry = Registry()
+    registry.add("a", 1, "tok")
+    registry.end_replay("a", floor=2)
+    registry.route(event(5))
+    held = registry.begin_backfill("a")
+    registry.route(event(6))
+    assert [e.seq for e in registry.end_replay("a", floor=held.floor)] == [6]
+    assert registry.holding() == {1: 2}
+    assert registry.behind(1, 6) == ["a"]
+    registry.route(event(3))
+    registry.route(event(4))
+    assert registry.holding() == {1: 6}
+
+
+def test_replaying_and_departed_connections_are_not_backfilled():
+    registry = Registry()
+    registry.add("a", 1, "tok")
+    assert registry.begin_backfill("a") is None
+    assert registry.begin_backfill("gone") is None
+    assert registry.end_replay("gone", floor=3) == []

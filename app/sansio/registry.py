@@ -6,6 +6,11 @@ everything the replay already covered (``seq <= floor``) and the rest is sent in
 From then on live events go straight to it, except those the replay covered: an event
 committed before the replay read it may be published (and arrive here) after the replay
 ended. That is how the seam between replay and live has neither a gap nor a duplicate.
+
+Each connection also knows which stored events it holds (``upto``, and the few that came
+out of order above it). A publish this node never heard (its subscription was down, or the
+publisher could not reach Redis) leaves a gap there; the backfill (app/backfill.py) finds
+connections behind their user's latest seq and replays the gap the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +31,30 @@ class Connection:
     floor: int = 0
     # Operators' connections also see every user's tasks (as ``admin_task``, no replay).
     admin: bool = False
+    # Every stored event up to this seq has been sent, and those in ``ahead`` above it.
+    upto: int = 0
+    ahead: set[int] | None = None
+
+    def hold(self, seq: int) -> None:
+        if seq == self.upto + 1:
+            self.upto = seq
+            ahead = self.ahead
+            while ahead and self.upto + 1 in ahead:
+                self.upto += 1
+                ahead.discard(self.upto)
+        elif seq > self.upto:
+            if self.ahead is None:
+                self.ahead = set()
+            self.ahead.add(seq)
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a live connection holds when a backfill begins."""
+
+    upto: int
+    ahead: frozenset[int]
+    floor: int
 
 
 class Registry:
@@ -59,19 +88,59 @@ class Registry:
             connection = self._connections[sid]
             if connection.buffer is not None:
                 connection.buffer.append(message)
-            elif message.volatile or (message.seq or 0) > connection.floor:
+            elif message.volatile:
                 # A volatile tick is never replayed, so it cannot be a duplicate of the replay.
                 ready.append(sid)
+            elif (seq := message.seq or 0) > connection.floor:
+                ready.append(sid)
+                connection.hold(seq)
         return ready
 
     def end_replay(self, sid: str, floor: int) -> list[Incoming]:
         """The buffered events the replay did not cover, in seq order; the connection goes live."""
-        connection = self._connections[sid]
+        connection = self._connections.get(sid)
+        if connection is None:
+            return []
         pending, connection.buffer, connection.floor = connection.buffer or [], None, floor
+        # The replay covered every stored event up to the floor, or a snapshot superseded them.
+        if floor > connection.upto:
+            connection.upto = floor
+        if connection.ahead:
+            above = sorted(s for s in connection.ahead if s > connection.upto)
+            connection.ahead = None
+            for seq in above:
+                connection.hold(seq)
         stored = {m.seq: m for m in pending if not m.volatile and (m.seq or 0) > floor}
+        for seq in sorted(stored):
+            connection.hold(seq)
         ticks = [m for m in pending if m.volatile]
         # Each tick goes right after the stored event it follows (its seq); sorted() is stable.
         return sorted([*stored.values(), *ticks], key=lambda m: (m.seq or 0, m.volatile))
+
+    def holding(self) -> dict[int, int]:
+        """Each user with live connections here, and the lowest ``upto`` among them."""
+        lowest: dict[int, int] = {}
+        for connection in self._connections.values():
+            if connection.buffer is None:
+                user = connection.user_id
+                lowest[user] = min(connection.upto, lowest.get(user, connection.upto))
+        return lowest
+
+    def behind(self, user_id: int, seq: int) -> list[str]:
+        """The user's live connections that do not hold every stored event up to ``seq``."""
+        return sorted(
+            sid
+            for sid in self._by_user.get(user_id, ())
+            if self._connections[sid].buffer is None and self._connections[sid].upto < seq
+        )
+
+    def begin_backfill(self, sid: str) -> Held | None:
+        """Start replaying to a live connection: what it holds, or None if it is gone or replaying."""
+        connection = self._connections.get(sid)
+        if connection is None or connection.buffer is not None:
+            return None
+        connection.buffer = []
+        return Held(connection.upto, frozenset(connection.ahead or ()), connection.floor)
 
     def admins(self) -> list[str]:
         return sorted(self._admins)
