@@ -239,6 +239,7 @@ def test_while_redis_is_away_the_web_node_serves_from_the_database(live_stack, p
         [sys.executable, "-m", "flask", "make-admin", "carol"], cwd=ROOT, env=live_stack.env, check=True
     )
     browser = _browser_session(live_stack.base_url, "carol")
+    last_seq = api.get("/notifications?since=0").json()["last_seq"]
     private_redis.kill()
 
     # Starting a task: a clear 503 from the API and from the page's form, and nothing stored.
@@ -256,6 +257,7 @@ def test_while_redis_is_away_the_web_node_serves_from_the_database(live_stack, p
     assert r.status_code == 503
     assert "job queue is unavailable" in r.json()["error"]
     assert [t["id"] for t in api.get("/tasks").json()] == [done], "no phantom task is left behind"
+    assert api.get("/notifications?since=0").json()["last_seq"] == last_seq, "and no event"
 
     # Pages and reads answer from the database.
     for path in ("/", "/tasks", "/admin/"):
