@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis as redis_py
 from flask import Flask, current_app
 from redis import Redis
 from redis.driver_info import DriverInfo
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.serializers import JSONSerializer
+
+from app.sansio.breaker import Breaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Jobs cross Redis as JSON: nothing a user sent is ever unpickled by a worker.
 SERIALIZER = JSONSerializer
@@ -19,6 +29,40 @@ SERIALIZER = JSONSerializer
 # looks its own version up with importlib.metadata (1-4 ms): once per job in a work horse,
 # which inherits no usable connection from the worker it was forked from.
 _DRIVER = DriverInfo(lib_version=redis_py.__version__)
+
+
+# Redis not answering at all, as opposed to refusing a command.
+AWAY = (RedisConnectionError, RedisTimeoutError)
+
+# A request that needs Redis waits at most this long for it to connect, and for each reply
+# (an RQ worker raises its own read timeout above its blocking dequeue's).
+CONNECT_TIMEOUT = 2.0
+REPLY_TIMEOUT = 5.0
+
+# This process's view of Redis, for the calls that can do without it: a job's publishes
+# and cancel checks, a web node's session-ended notices. A forked work horse inherits it.
+_optional = Breaker(first=0.25, cap=1.0)
+
+
+def unless_away(call: Callable[..., T], *args: Any, default: T) -> T:
+    """``call(*args)``, or ``default`` while Redis is away.
+
+    After a failure only one call per backoff period tries Redis; the others return at once,
+    so a job whose Redis went away pays no connect timeout per report. One log line when
+    Redis goes away, one when it answers again.
+    """
+    if not _optional.allows(time.monotonic()):
+        return default
+    try:
+        result = call(*args)
+    except AWAY as exc:
+        if _optional.failed(time.monotonic()):
+            log.warning("Redis unreachable (%s); publishes and cancel checks paused until it answers", exc)
+        return default
+    outage = _optional.succeeded(time.monotonic())
+    if outage is not None:
+        log.warning("Redis answers again after %.1f s; publishes and cancel checks resumed", outage)
+    return result
 
 
 def connect(url: str, **options: Any) -> Redis:
@@ -38,6 +82,9 @@ class Keys:
     def lease(self, task_id: str) -> str:
         return f"{self.namespace}:lease:{task_id}"
 
+    def requeued(self, task_id: str, attempt: int) -> str:
+        return f"{self.namespace}:requeued:{task_id}:{attempt}"
+
     @property
     def watchdog(self) -> str:
         return f"{self.namespace}:watchdog"
@@ -56,7 +103,12 @@ def make_queue(name: str, redis: Redis) -> Queue:
 
 class Broker:
     def init_app(self, app: Flask) -> None:
-        redis = connect(app.config["REDIS_URL"], health_check_interval=30)
+        redis = connect(
+            app.config["REDIS_URL"],
+            health_check_interval=30,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=REPLY_TIMEOUT,
+        )
         name = app.config["TASK_QUEUE"]
         app.extensions["broker"] = _State(redis, make_queue(name, redis), Keys(name))
 

@@ -17,13 +17,16 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.broker import unless_away
 from app.sansio.events import END_SESSION, ChannelMessage, Incoming, ProtocolError, decode, encode
 
 log = logging.getLogger(__name__)
 
 
 def publish(redis: Redis, channel: str, message: ChannelMessage) -> None:
-    redis.publish(channel, encode(message))
+    """Publish, or skip it while Redis is away: every event is committed before it is published,
+    and a node that could not hear it catches its sockets up from the database."""
+    unless_away(redis.publish, channel, encode(message), default=0)
 
 
 def end_session(redis: Redis, channel: str, user_id: int, auth_id: str, reason: str) -> None:

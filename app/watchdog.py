@@ -5,7 +5,10 @@ per tick. It looks at the database for the few unfinished tasks, never per event
 
 - A running task whose worker stopped renewing its lease (the worker was killed or its
   machine lost) is retried per its type's policy, or ends failed.
-- A queued task whose job vanished from Redis (Redis restarted) ends failed.
+- A queued task whose job vanished from Redis (Redis restarted empty) is enqueued again
+  from the database, once. A missing lease counts only once this watchdog has seen the
+  same Redis answer for a whole lease period: leases vanish with Redis too, and a live
+  worker renews its own within a third of that once Redis is back.
 - A running task asked to cancel that has not stopped within CANCEL_GRACE is stopped
   by RQ (its work horse is killed; the worker then records it cancelled).
 - Result files past RESULT_TTL are deleted; events past NOTIFICATION_RETENTION and
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -30,15 +34,18 @@ from rq.job import Job, JobStatus
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.broker import SERIALIZER
+from app.broker import AWAY, SERIALIZER
 from app.extensions import broker, db
 from app.models import Notification, Task, Token, utcnow
 from app.sansio.status import TaskStatus
+from app.tasks.catalogue import CATALOGUE
+from app.tasks.launcher import enqueue
 from app.tasks.lifecycle import WORKER_LOST, job_ended_badly
 
 log = logging.getLogger(__name__)
 
-QUEUE_LOST = "The task was lost from the queue (was Redis restarted?)."
+# Seconds after enqueueing a task's job again during which no other watchdog tick does.
+REQUEUE_GUARD = 60
 
 
 class Watchdog:
@@ -48,6 +55,10 @@ class Watchdog:
         self._node = uuid.uuid4().hex
         self._started = False
         self._stopping = False
+        # The Redis server this watchdog sees, and since when (monotonic) without a gap.
+        self._redis_run_id: str | None = None
+        self._redis_seen_since: float | None = None
+        self._leases_trusted = False
 
     def start(self) -> None:
         if not self._started:
@@ -63,11 +74,17 @@ class Watchdog:
             try:
                 with self._app.app_context():
                     self.tick()
+            except AWAY as exc:
+                if self._redis_seen_since is not None:
+                    log.warning("watchdog: Redis unreachable (%s); no worker is declared lost meanwhile", exc)
+                self._redis_seen_since = None
+                self._leases_trusted = False
             except (RedisError, SQLAlchemyError, OSError):
                 log.exception("watchdog tick failed; trying again in %s s", interval)
             self._socketio.sleep(interval)
 
     def tick(self) -> None:
+        self._watch_redis()
         interval_ms = int(self._app.config["WATCHDOG_INTERVAL"] * 1000)
         if not broker.redis.set(broker.keys.watchdog, self._node, nx=True, px=max(interval_ms - 100, 100)):
             return
@@ -80,6 +97,26 @@ class Watchdog:
         self._expire_results()
         self._prune()
 
+    def _watch_redis(self) -> None:
+        """Trust missing leases once the same Redis has answered for WORKER_LOST_AFTER, without a gap.
+
+        Its own uptime counts as well as what this watchdog saw: a server that restarted
+        empty between two ticks has the same run as before in nobody's eyes but its own.
+        """
+        info = broker.redis.info("server")
+        now = time.monotonic()
+        if info["run_id"] != self._redis_run_id or self._redis_seen_since is None:
+            if self._redis_run_id is not None:
+                log.warning(
+                    "watchdog: Redis answers (run %s); trusting leases again in a while", info["run_id"]
+                )
+            self._redis_run_id = info["run_id"]
+            self._redis_seen_since = now
+        lost_after = self._app.config["WORKER_LOST_AFTER"]
+        self._leases_trusted = (
+            now - self._redis_seen_since >= lost_after and int(info["uptime_in_seconds"]) >= lost_after
+        )
+
     def _check_running(self, task: Task) -> None:
         config = self._app.config
         now = utcnow()
@@ -87,7 +124,7 @@ class Watchdog:
         settled = task.started_at is None or now - task.started_at >= timedelta(
             seconds=config["WORKER_LOST_AFTER"]
         )
-        if settled and not broker.redis.exists(broker.keys.lease(task.id)):
+        if settled and self._leases_trusted and not broker.redis.exists(broker.keys.lease(task.id)):
             self._worker_lost(task)
             return
         grace = timedelta(seconds=config["CANCEL_GRACE"])
@@ -113,6 +150,12 @@ class Watchdog:
                     job.set_status(JobStatus.FAILED, pipeline=pipe)
                     queue.failed_job_registry.add(job, exc_string=WORKER_LOST, pipeline=pipe)
                 pipe.execute()
+        elif job is None and task.cancel_requested_at is None:
+            # Its job vanished with a Redis that restarted since: the retry policy is the
+            # type's, and the next attempt is enqueued from the database.
+            intervals = CATALOGUE[task.name].retry_intervals
+            if task.attempt <= len(intervals) and task.attempt < task.max_attempts:
+                retry_in = intervals[task.attempt - 1]
         # A task its owner was cancelling ends cancelled, whatever took its worker down.
         stopped = task.cancel_requested_at is not None
         job_ended_badly(
@@ -122,13 +165,24 @@ class Watchdog:
             error=WORKER_LOST,
             traceback=None,
         )
+        if job is None and retry_in is not None and task.status == TaskStatus.QUEUED:
+            self._requeue(task, delay=retry_in)
 
     def _check_queued(self, task: Task) -> None:
-        # A task row commits a moment before its job is enqueued; leave young ones alone.
-        if utcnow() - task.created_at < timedelta(seconds=self._app.config["WORKER_LOST_AFTER"]):
+        # A task row commits a moment before its job is enqueued, and a retry is recorded a
+        # moment before RQ schedules it: leave young ones alone.
+        last_event = task.reported_at or task.created_at.timestamp()
+        if time.time() - last_event < self._app.config["WORKER_LOST_AFTER"]:
             return
         if not Job.exists(task.id, connection=broker.redis):
-            job_ended_badly(task.id, stopped=False, retry_in=None, error=QUEUE_LOST, traceback=None)
+            self._requeue(task)
+
+    def _requeue(self, task: Task, delay: int = 0) -> None:
+        """Enqueue a task's job again from its row; once per attempt, even if two ticks overlap."""
+        guard = broker.keys.requeued(task.id, task.attempt)
+        if broker.redis.set(guard, self._node, nx=True, ex=REQUEUE_GUARD):
+            enqueue(task, delay=delay)
+            log.warning("task %s: its job vanished from Redis; enqueued again from the database", task.id)
 
     def _prune(self) -> None:
         """Forget events past the retention window and tokens past their expiry."""

@@ -1,9 +1,13 @@
 """The progress channel's subscriber: every message, in order, to the fan-out; it survives a lost connection."""
 
+import socket
+import time
+
 import pytest
 from redis import Redis
 
-from app.channel import Subscriber
+from app.broker import connect
+from app.channel import Subscriber, publish
 from app.extensions import socketio
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, encode
 from tests.support import wait_for
@@ -57,3 +61,34 @@ def test_a_lost_connection_is_subscribed_again(redis, unique, received, caplog):
 
     wait_for(delivered_after_loss, 15, "a message after the connection was lost", interval=0.2)
     assert "progress channel lost" in caplog.text
+
+
+@pytest.fixture
+def hung_redis():
+    """A real TCP server that accepts connections and never answers: a Redis that hangs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    client = connect(f"redis://127.0.0.1:{server.getsockname()[1]}/0", socket_timeout=0.3)
+    yield client
+    client.close()
+    server.close()
+
+
+def test_publishing_while_redis_hangs_costs_one_timeout_per_backoff_not_one_per_event(
+    hung_redis, redis, unique
+):
+    started = time.monotonic()
+    for seq in range(1, 41):
+        publish(hung_redis, unique, ChannelMessage(1, TASK_PROGRESS, {"seq": seq}))
+    # One 0.3 s timeout per event would be 12 s; the job must not feel the outage.
+    assert time.monotonic() - started < 3
+    # The next publish on a Redis that answers (once the backoff is over) goes through again.
+    time.sleep(1.1)
+    subscription = redis.pubsub()
+    subscription.subscribe(unique)
+    wait_for(lambda: subscription.get_message(timeout=0.1), 5, "the subscription")
+    publish(redis, unique, ChannelMessage(1, TASK_PROGRESS, {"seq": 41}))
+    message = wait_for(lambda: subscription.get_message(timeout=0.1), 5, "the message")
+    assert b'"seq":41' in message["data"]
+    subscription.close()

@@ -7,6 +7,7 @@ from typing import Any
 from rq import Worker
 from sqlalchemy import select
 
+from app.broker import AWAY
 from app.extensions import broker, db
 from app.models import Task, User
 from app.progress import payload
@@ -15,7 +16,22 @@ from app.sansio.status import TaskStatus
 RECENT_FAILED = 50
 
 
-def queues() -> list[dict[str, Any]]:
+def queues() -> list[dict[str, Any]] | None:
+    """The queue's figures; ``None`` while Redis is away (the page says so and lists the tasks)."""
+    try:
+        return _queues()
+    except AWAY:
+        return None
+
+
+def workers() -> list[dict[str, Any]] | None:
+    try:
+        return _workers()
+    except AWAY:
+        return None
+
+
+def _queues() -> list[dict[str, Any]]:
     queue = broker.queue
     return [
         {
@@ -28,7 +44,7 @@ def queues() -> list[dict[str, Any]]:
     ]
 
 
-def workers() -> list[dict[str, Any]]:
+def _workers() -> list[dict[str, Any]]:
     out = []
     for worker in Worker.all(queue=broker.queue):
         job_id = worker.get_current_job_id()

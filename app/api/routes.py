@@ -5,7 +5,8 @@ from sqlalchemy import or_, select
 from werkzeug.exceptions import HTTPException
 
 from app.api.auth import token_required
-from app.api.errors import error_response, handle_http_error
+from app.api.errors import error_response, handle_http_error, handle_redis_away
+from app.broker import AWAY
 from app.channel import end_session
 from app.extensions import broker, db
 from app.models import User
@@ -16,10 +17,19 @@ from app.sansio.protocol import parse_last_seq
 from app.search import IndexMissing, search
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
-from app.tasks.launcher import QueueUnavailable, TaskLimit, TooManyTasks, UnknownTaskType, start_task
+from app.tasks.launcher import (
+    QUEUE_UNAVAILABLE,
+    QueueUnavailable,
+    TaskLimit,
+    TooManyTasks,
+    UnknownTaskType,
+    start_task,
+)
 
 bp = Blueprint("api", __name__)
 bp.app_errorhandler(HTTPException)(handle_http_error)
+for _away in AWAY:
+    bp.app_errorhandler(_away)(handle_redis_away)
 
 SEARCH_PAGING = (
     Param("limit", int, default=20, minimum=1, maximum=100),
@@ -177,7 +187,7 @@ def create_task() -> tuple[Response, int] | Response:
     except TaskLimit as exc:
         return error_response(409, str(exc), running_task_id=exc.running.id if exc.running else None)
     except QueueUnavailable:
-        return error_response(503, "the task queue is unavailable")
+        return error_response(503, QUEUE_UNAVAILABLE)
     response = jsonify(task.to_dict())
     response.headers["Location"] = url_for("api.get_task", task_id=task.id)
     return response, 202

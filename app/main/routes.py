@@ -11,7 +11,7 @@ from app.responses import answer
 from app.sansio.params import ParamError
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
-from app.tasks.launcher import QueueUnavailable, TaskLimit, UnknownTaskType, start_task
+from app.tasks.launcher import QUEUE_UNAVAILABLE, QueueUnavailable, TaskLimit, UnknownTaskType, start_task
 
 bp = Blueprint("main", __name__)
 
@@ -64,7 +64,7 @@ def create_task() -> Response | tuple[Response, int]:
     except TaskLimit as exc:
         return answer(str(exc), 409)
     except QueueUnavailable:
-        return answer("The task queue is unavailable; please try again later.", 503)
+        return answer(QUEUE_UNAVAILABLE, 503)
     return answer(None, 202, task.to_dict())
 
 

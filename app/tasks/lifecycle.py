@@ -12,7 +12,7 @@ import logging
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from app.broker import SERIALIZER
+from app.broker import AWAY, SERIALIZER
 from app.extensions import broker, db
 from app.models import Task, utcnow
 from app.progress import TransitionLost, report
@@ -127,6 +127,7 @@ def request_cancel(task: Task) -> bool:
 
 
 def _cancel_job(task_id: str) -> None:
-    # Already gone, or started: either way run_task finds the task cancelled and skips it.
-    with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
+    # Already gone, or started, or out of reach while Redis is away: either way run_task
+    # finds the task cancelled and skips it.
+    with contextlib.suppress(NoSuchJobError, InvalidJobOperation, *AWAY):
         Job.fetch(task_id, connection=broker.redis, serializer=SERIALIZER).cancel()

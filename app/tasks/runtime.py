@@ -14,6 +14,7 @@ from flask import current_app
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 
+from app.broker import unless_away
 from app.extensions import broker, db
 from app.models import Task, utcnow
 from app.progress import TransitionLost, payload, report, tick
@@ -113,7 +114,8 @@ class TaskContext:
     def check_cancelled(self, now: float | None = None) -> None:
         if now is not None and not self._cancel_checks.ready(now):
             return
-        if self._redis.exists(self._cancel_key):
+        # While Redis is away no cancel request can be made or seen: the job goes on.
+        if unless_away(self._redis.exists, self._cancel_key, default=0):
             raise TaskCancelled
 
     def sleep(self, seconds: float) -> None:
@@ -177,7 +179,9 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
         # The worker's failure handler decides between retry and failure; it reads these.
         job.meta["error"] = _user_message(exc, job.timeout)
         job.meta["retryable"] = isinstance(exc, RetryableTaskError)
-        job.save_meta()
+        # The handler runs in this process and reads them from this job object; saved, they
+        # also show in RQ's registries, which can wait until Redis answers again.
+        unless_away(job.save_meta, default=None)
         raise
 
     step, total = ctx.latest()

@@ -40,9 +40,12 @@
       headers: { Accept: 'application/json', 'X-CSRFToken': csrfToken() },
       credentials: 'same-origin'
     }).then(function (response) {
-      return response.json().then(function (data) {
-        if (!response.ok) throw new Error(data.error || ('HTTP ' + response.status));
-        return data;
+      // Not every answer is the app's JSON (a proxy's error page is not): say what it means.
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (response.ok) return data;
+        if (data.error) throw new Error(data.error);
+        if (response.status === 503) throw new Error('The service is unavailable right now; please try again in a moment.');
+        throw new Error('The server answered ' + response.status + '.');
       });
     });
   }
