@@ -97,6 +97,20 @@ def database_url(raw: str | None) -> str:
     return raw
 
 
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options: pooled connections that survive a database restart."""
+    if url.startswith("sqlite"):
+        # A file has no server to restart or to wait for.
+        return {}
+    return {
+        # A pooled connection is tested as it is taken: after a restart, a dead one is replaced
+        # instead of failing the request that took it.
+        "pool_pre_ping": True,
+        # A server that does not answer (a lost host) fails a request in seconds, never hangs it.
+        "connect_args": {"connect_timeout": 5},
+    }
+
+
 def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     env = environ.get("APP_ENV", "development")
     if env not in ENVIRONMENTS:
@@ -116,7 +130,8 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": env == "production",
-        "SQLALCHEMY_DATABASE_URI": database_url(environ.get("DATABASE_URL")),
+        "SQLALCHEMY_DATABASE_URI": (url := database_url(environ.get("DATABASE_URL"))),
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
         "REDIS_URL": environ.get("REDIS_URL", "redis://localhost:6379/0"),
         "TASK_QUEUE": environ.get("TASK_QUEUE", "microblog-tasks"),
         "PROGRESS_CHANNEL": environ.get("PROGRESS_CHANNEL", "microblog:progress"),

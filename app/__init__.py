@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 import config as settings
 from app.admin import bp as admin_bp
@@ -17,6 +18,7 @@ from app.backfill import Backfill
 from app.broker import connect
 from app.channel import Subscriber
 from app.commands import register_commands
+from app.database import answer_unavailable
 from app.extensions import broker, csrf, db, login_manager, migrate, socketio
 from app.fanout import Fanout
 from app.main import bp as main_bp
@@ -36,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(settings.from_env() if config is None else config)
     register_extensions(app)
     register_blueprints(app)
+    register_error_handlers(app)
     register_socket_handlers(app)
     register_background_services(app)
     register_commands(app)
@@ -73,6 +76,11 @@ def register_blueprints(app: Flask) -> None:
     # The API authenticates with bearer tokens, never cookies, so CSRF cannot apply to it.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
+
+
+def register_error_handlers(app: Flask) -> None:
+    # A database that is restarting or locked is a passing state: 503, not a 500.
+    app.register_error_handler(DBAPIError, answer_unavailable)
 
 
 def register_background_services(app: Flask) -> None:

@@ -13,10 +13,11 @@ import uuid
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.channel import publish
+from app.database import Outage
 from app.extensions import broker, db
 from app.models import NEXT_SEQ, Notification, Task, User, next_seq, utcnow
 from app.sansio.estimate import rate_and_eta
@@ -159,12 +160,68 @@ def report(
     step: int | None = None,
     total: int | None = None,
     message: str | None = None,
+    wait: bool = False,
     **fields: Any,
 ) -> dict[str, Any]:
     """Record and push one event. ``fields`` sets other Task columns (result, error, attempt, ...).
 
     Raises ``TransitionLost`` if the task is no longer in a state that allows this event.
+    With ``wait`` (a job's own reports), an unavailable database is waited for, up to
+    DATABASE_WAIT; without it (a web request), its error is raised at once.
     """
+    change = (status, step, total, message, fields)
+    data = _record_waiting(task, change) if wait else _record(task, change)
+    publish(
+        broker.redis,
+        current_app.config["PROGRESS_CHANNEL"],
+        ChannelMessage(task.user_id, TASK_PROGRESS, dict(data)),
+    )
+    return data
+
+
+_Change = tuple[TaskStatus | None, int | None, int | None, str | None, dict[str, Any]]
+
+
+def _record(task: Task, change: _Change) -> dict[str, Any]:
+    data = _stage(task, change)
+    _commit_keeping(task)
+    return data
+
+
+def _record_waiting(task: Task, change: _Change) -> dict[str, Any]:
+    """``_record``, tried again while the database is unavailable, recording the event once.
+
+    A commit whose acknowledgement was lost may have been applied: before trying again, the
+    event it sent is looked for. Found, it is the one recorded (a second try would store the
+    event twice, or fail the compare-and-set on the status it already set).
+    """
+    sent: dict[str, Any] | None = None
+
+    def attempt() -> dict[str, Any]:
+        nonlocal sent
+        if sent is not None and _stored(task.user_id, sent):
+            db.session.refresh(task)
+            _commit_keeping(task)
+            return sent
+        data = _stage(task, change)
+        sent = data
+        _commit_keeping(task)
+        return data
+
+    return Outage(f"task {task.id}").retry(attempt)
+
+
+def _stored(user_id: int, event: dict[str, Any]) -> bool:
+    stored = db.session.execute(
+        select(Notification.payload).where(Notification.user_id == user_id, Notification.seq == event["seq"])
+    ).scalar_one_or_none()
+    # A seq handed out in a transaction that rolled back is handed out again, to another event.
+    return stored is not None and stored["task_id"] == event["task_id"] and stored["ts"] == event["ts"]
+
+
+def _stage(task: Task, change: _Change) -> dict[str, Any]:
+    """Claim the task's row and add the event, uncommitted; returns the event's payload."""
+    status, step, total, message, fields = change
     # A new task is written first.
     db.session.flush()
     previous = task.status
@@ -201,10 +258,4 @@ def report(
     data = payload(task, values["reported_at"])
     user_id = task.user_id
     db.session.execute(_NOTIFY, {"user_id": user_id, "seq": task.seq, "name": TASK_PROGRESS, "payload": data})
-    _commit_keeping(task)
-    publish(
-        broker.redis,
-        current_app.config["PROGRESS_CHANNEL"],
-        ChannelMessage(user_id, TASK_PROGRESS, dict(data)),
-    )
     return data

@@ -16,7 +16,14 @@ import config as settings
 from app import create_app, stop_background_services
 from app.extensions import db
 from app.models import User
-from tests.support import fresh_database, redis_answers, start_redis_server
+from tests.support import (
+    PostgresServer,
+    fresh_database,
+    postgres_bin_dir,
+    redis_answers,
+    require_tool,
+    start_redis_server,
+)
 
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
@@ -46,6 +53,20 @@ def redis(redis_url: str) -> Iterator[Redis]:
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     return fresh_database(os.environ.get("TEST_DATABASE_URL"), tmp_path)
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, which it may stop and start; killed by PID at the end."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        require_tool("/usr/lib/postgresql/<version>/bin/initdb", "apt-get install postgresql")
+    server = PostgresServer(bin_dir, tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -167,3 +168,89 @@ def require_tool(name: str, install_hint: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+class PostgresServer:
+    """A private PostgreSQL server in a temp dir on a free port (trust auth), for tests that stop and start it.
+
+    ``initdb`` and ``postgres`` refuse to run as root: as root, the server runs as the
+    ``postgres`` user, which then owns the temp dir.
+    """
+
+    def __init__(self, bin_dir: Path, log_dir: Path) -> None:
+        self._bin = bin_dir
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="test-pg-"))
+        self.data = self.root / "data"
+        self.log_path = log_dir / f"postgres-{self.port}.log"
+        self._user: str | None = "postgres" if os.geteuid() == 0 else None
+        if self._user is not None:
+            shutil.chown(self.root, self._user)
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        try:
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+
+    def _run(self, tool: str, *args: str) -> None:
+        out = subprocess.run(
+            [str(self._bin / tool), *args], capture_output=True, text=True, check=False, user=self._user
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=40 -c shared_buffers=16MB"
+        )
+        # -l: the server's log outlives this call (pg_ctl daemonises it).
+        server_log = str(self.root / "log")
+        self._run("pg_ctl", "start", "-w", "-D", str(self.data), "-l", server_log, "-o", options)
+
+    def stop(self) -> None:
+        """Stop at once, as a crash would: every connection is cut, nothing is shut down cleanly."""
+        self._run("pg_ctl", "stop", "-w", "-m", "immediate", "-D", str(self.data))
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def answers(self) -> bool:
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.text("SELECT 1")).scalar() == 1
+        except sa.exc.OperationalError:
+            return False
+        finally:
+            engine.dispose()
+
+    def destroy(self) -> None:
+        """Kill the server by its PID (its backends follow their postmaster) and remove its files."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                wait_for(lambda: not _running(pid), 10, "postgres to exit")
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.root / "log", self.log_path)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def postgres_bin_dir() -> Path | None:
+    """The newest PostgreSQL installed under /usr/lib/postgresql (Debian's layout)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    return found[-1].parent if found else None

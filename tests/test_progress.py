@@ -71,3 +71,45 @@ def test_success_completes_the_bar_and_finishes(app, subscribed):
         assert task.finished_at is not None
     seqs = [next_published(subscribed).seq for _ in range(2)]
     assert seqs == [1, 2]
+
+
+def lose_the_next_acknowledgement(monkeypatch, engine) -> None:
+    """The next commit is applied, but its caller hears of a lost connection, as when the
+    network drops between the server's commit and its answer. No real server can be made to
+    do that on demand; this stands in for the network, at the driver's boundary."""
+    dialect = engine.dialect
+    real_commit = dialect.do_commit
+
+    def commit_then_lose_the_answer(dbapi_connection) -> None:
+        monkeypatch.setattr(dialect, "do_commit", real_commit)
+        real_commit(dbapi_connection)
+        lost = dialect.loaded_dbapi.OperationalError("server closed the connection unexpectedly")
+        if dialect.name == "sqlite":
+            lost.sqlite_errorname = "SQLITE_BUSY"
+        raise lost
+
+    monkeypatch.setattr(dialect, "do_commit", commit_then_lose_the_answer)
+
+
+@pytest.mark.parametrize("status", [TaskStatus.RUNNING, TaskStatus.SUCCEEDED])
+def test_a_commit_whose_acknowledgement_was_lost_is_recorded_once(app, subscribed, monkeypatch, status):
+    with app.app_context():
+        user = make_user("ann")
+        task = Task(id="job-3", name="example_long_task", user_id=user.id)
+        db.session.add(task)
+        report(task, status=TaskStatus.RUNNING, step=1, total=3, wait=True)
+        lose_the_next_acknowledgement(monkeypatch, db.engine)
+        data = report(task, status=status, step=2, total=3, wait=True)
+
+        assert (task.status, task.step, task.seq, data["seq"]) == (status, 2, 2, 2)
+        stored = db.session.execute(select(Notification.seq, Notification.payload)).all()
+        assert [(seq, payload["status"], payload["step"]) for seq, payload in stored] == [
+            (1, "running", 1),
+            (2, status, 2),
+        ]
+        db.session.refresh(user)
+        assert user.last_seq == 2
+    published = [next_published(subscribed) for _ in range(2)]
+    assert [m.seq for m in published] == [1, 2]
+    assert published[1].data() == data
+    assert subscribed.get_message(timeout=0.5) is None, "published once"

@@ -217,4 +217,5 @@ class AppWorker(Worker):
                 retry_in=retry_in,
                 error=job.meta.get("error"),
                 traceback=exc_string or None,
+                wait=True,
             )

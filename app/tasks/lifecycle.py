@@ -13,6 +13,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
 from app.broker import AWAY, SERIALIZER
+from app.database import Outage
 from app.extensions import broker, db
 from app.models import Task, utcnow
 from app.progress import TransitionLost, report
@@ -27,15 +28,28 @@ CANCEL_REQUEST_TTL = 24 * 3600
 
 
 def job_ended_badly(
-    task_id: str, *, stopped: bool, retry_in: int | None, error: str | None, traceback: str | None
+    task_id: str,
+    *,
+    stopped: bool,
+    retry_in: int | None,
+    error: str | None,
+    traceback: str | None,
+    wait: bool = False,
 ) -> None:
-    """Map RQ's verdict on a job that raised, was killed or was stopped onto its task."""
-    task = db.session.get(Task, task_id)
+    """Map RQ's verdict on a job that raised, was killed or was stopped onto its task.
+
+    ``wait``: a worker waits for an unavailable database (up to DATABASE_WAIT); the
+    watchdog does not, it tries again at its next round.
+    """
+    if wait:
+        task = Outage(f"task {task_id}").retry(lambda: db.session.get(Task, task_id))
+    else:
+        task = db.session.get(Task, task_id)
     if task is None or TaskStatus(task.status).finished:
         return
     try:
         if stopped:
-            report(task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None)
+            report(task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None, wait=wait)
         elif retry_in is not None:
             report(
                 task,
@@ -46,6 +60,7 @@ def job_ended_badly(
                 attempt=task.attempt + 1,
                 traceback=traceback,
                 result_file=None,
+                wait=wait,
             )
         else:
             report(
@@ -55,6 +70,7 @@ def job_ended_badly(
                 error=error or WORKER_LOST,
                 traceback=traceback,
                 result_file=None,
+                wait=wait,
             )
     except TransitionLost:
         # Another process ended it first (it may well have succeeded): leave its results alone.

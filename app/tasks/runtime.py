@@ -13,8 +13,10 @@ from typing import Any
 from flask import current_app
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
+from sqlalchemy.exc import DBAPIError
 
 from app.broker import unless_away
+from app.database import Outage
 from app.extensions import broker, db
 from app.models import Task, utcnow
 from app.progress import TransitionLost, payload, report, tick
@@ -60,6 +62,9 @@ class TaskContext:
         # rings then, so that a report before it reads a flag instead of the clock.
         self._quiet_until = float("-inf")
         self._alarm = Alarm()
+        # Progress stored while the database is away is published as ticks instead; the
+        # task gives up only when it stays away longer than DATABASE_WAIT.
+        self._outage = Outage(f"task {task.id}")
 
     @property
     def user_id(self) -> int:
@@ -97,6 +102,13 @@ class TaskContext:
                 self._stored = report(self.task, step=step, total=total, message=message)
             except TransitionLost:
                 raise TaskCancelled from None
+            except DBAPIError as exc:
+                self._outage.failed(exc)
+                # Not stored: the next report due stores it (or a later step). Ticks need no database.
+                self._unstored = (step, total)
+                tick(self._user_id, self._stored, self._started, step, total, message)
+                return
+            self._outage.recovered()
             return
         self._unstored = (step, total)
         self.check_cancelled(now)
@@ -145,7 +157,7 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
     job = get_current_job()
     if job is None:
         raise RuntimeError("run_task must run inside an RQ job")
-    task = db.session.get(Task, job.id)
+    task = Outage(f"task {job.id}").retry(lambda: db.session.get(Task, job.id))
     if task is None:
         raise RuntimeError(f"no task row for job {job.id}")
     task_type = CATALOGUE[name]
@@ -159,6 +171,7 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
             if task.attempt > 1
             else "Started",
             error=None,
+            wait=True,
         )
     except TransitionLost:
         log.info("task %s was %s before it started; not running it", task.id, task.status)
@@ -171,7 +184,7 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
         db.session.rollback()
         discard_results(task)
         with contextlib.suppress(TransitionLost):
-            report(task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None)
+            report(task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None, wait=True)
         return None
     except Exception as exc:
         db.session.rollback()
@@ -195,6 +208,7 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
         result=result,
         result_file=ctx.result_file,
         result_expires_at=expires,
+        wait=True,
     )
     return result
 
