@@ -24,12 +24,16 @@ from app.sansio.events import TASK_PROGRESS, ChannelMessage, percent
 from app.sansio.status import TRANSITIONS, TaskStatus
 
 # Built once: a statement built per call costs more than executing it. Its WHERE makes the
-# status change a compare-and-set; its SET clause comes from the parameters' names, so a
-# report always sets every column of EVENT_COLUMNS (unchanged ones to their current value):
-# one shape, compiled once (see warm_up).
+# change a compare-and-set on the status and the attempt the caller acts for, so an attempt
+# that was given up on (its worker declared lost, the task retried) can never write over the
+# attempt that replaced it. Its SET clause comes from the parameters' names, so a report
+# always sets every column of EVENT_COLUMNS (unchanged ones to their current value): one
+# shape, compiled once (see warm_up).
 _TASKS = Task.__table__
 _CLAIM = update(_TASKS).where(
-    _TASKS.c.id == bindparam("b_id"), _TASKS.c.status.in_(bindparam("b_from", expanding=True))
+    _TASKS.c.id == bindparam("b_id"),
+    _TASKS.c.status.in_(bindparam("b_from", expanding=True)),
+    _TASKS.c.attempt == bindparam("b_attempt"),
 )
 EVENT_COLUMNS = (
     "status",
@@ -64,7 +68,8 @@ def warm_up() -> None:
         user_id = db.session.execute(row).inserted_primary_key[0]
         db.session.execute(NEXT_SEQ, {"b_user_id": user_id})
         db.session.execute(
-            _CLAIM, {**dict.fromkeys(EVENT_COLUMNS), "b_id": "", "b_from": [TaskStatus.QUEUED]}
+            _CLAIM,
+            {**dict.fromkeys(EVENT_COLUMNS), "b_id": "", "b_from": [TaskStatus.QUEUED], "b_attempt": 1},
         )
         db.session.execute(_NOTIFY, {"user_id": user_id, "seq": 0, "name": TASK_PROGRESS, "payload": {}})
     finally:
@@ -159,15 +164,20 @@ def report(
     step: int | None = None,
     total: int | None = None,
     message: str | None = None,
+    held_attempt: int | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Record and push one event. ``fields`` sets other Task columns (result, error, attempt, ...).
 
-    Raises ``TransitionLost`` if the task is no longer in a state that allows this event.
+    The change applies only if the row is still in the status the caller saw and still at
+    the attempt the caller acts for: ``held_attempt``, by default the task's attempt as
+    loaded. A job passes the attempt it started with, since a rollback reloads the row (and
+    with it a newer attempt). Raises ``TransitionLost`` otherwise.
     """
     # A new task is written first.
     db.session.flush()
     previous = task.status
+    attempt = task.attempt if held_attempt is None else held_attempt
     target = status or TaskStatus(previous)
     values: dict[str, Any] = {name: getattr(task, name) for name in EVENT_COLUMNS}
     values["status"] = target
@@ -190,8 +200,12 @@ def report(
     values.update(fields)
     values["reported_at"] = time.time()
     values["seq"] = next_seq(task.user_id)
-    allowed_from = [s for s, targets in TRANSITIONS.items() if target in targets]
-    claimed = db.session.execute(_CLAIM, {**values, "b_id": task.id, "b_from": allowed_from})
+    # From the status the caller saw, not from any status that allows the target: a start
+    # races another start of the same attempt, a cancel of a queued task races its start.
+    allowed_from = [previous] if target in TRANSITIONS[TaskStatus(previous)] else []
+    claimed = db.session.execute(
+        _CLAIM, {**values, "b_id": task.id, "b_from": allowed_from, "b_attempt": attempt}
+    )
     if claimed.rowcount != 1:
         db.session.rollback()
         db.session.refresh(task)

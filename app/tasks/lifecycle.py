@@ -27,25 +27,40 @@ CANCEL_REQUEST_TTL = 24 * 3600
 
 
 def job_ended_badly(
-    task_id: str, *, stopped: bool, retry_in: int | None, error: str | None, traceback: str | None
+    task_id: str,
+    *,
+    stopped: bool,
+    retry_in: int | None,
+    error: str | None,
+    traceback: str | None,
+    attempt: int | None = None,
 ) -> None:
-    """Map RQ's verdict on a job that raised, was killed or was stopped onto its task."""
+    """Map RQ's verdict on a job that raised, was killed or was stopped onto its task.
+
+    ``attempt`` is the attempt the job ran, when the caller knows it; otherwise the task's
+    attempt as the caller loaded it. A verdict on an attempt the task has moved past changes
+    nothing.
+    """
     task = db.session.get(Task, task_id)
     if task is None or TaskStatus(task.status).finished:
         return
+    held = task.attempt if attempt is None else attempt
     try:
         if stopped:
-            report(task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None)
+            report(
+                task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None, held_attempt=held
+            )
         elif retry_in is not None:
             report(
                 task,
                 status=TaskStatus.QUEUED,
                 step=0,
                 total=0,
-                message=_retry_message(task, error or WORKER_LOST, retry_in),
-                attempt=task.attempt + 1,
+                message=_retry_message(task, held, error or WORKER_LOST, retry_in),
+                attempt=held + 1,
                 traceback=traceback,
                 result_file=None,
+                held_attempt=held,
             )
         else:
             report(
@@ -55,17 +70,19 @@ def job_ended_badly(
                 error=error or WORKER_LOST,
                 traceback=traceback,
                 result_file=None,
+                held_attempt=held,
             )
     except TransitionLost:
-        # Another process ended it first (it may well have succeeded): leave its results alone.
-        log.info("task %s already moved on to %s", task.id, task.status)
+        # Another process ended it first (it may well have succeeded), or this verdict is on
+        # an attempt it has moved past: leave its results alone.
+        log.info("task %s (attempt %s) already moved on to %s", task.id, held, task.status)
         return
     discard_results(task)
 
 
-def _retry_message(task: Task, error: str, retry_in: int) -> str:
+def _retry_message(task: Task, attempt: int, error: str, retry_in: int) -> str:
     wait = f" in {retry_in} s" if retry_in else ""
-    return f"Attempt {task.attempt} of {task.max_attempts} failed: {error} Retrying{wait}."
+    return f"Attempt {attempt} of {task.max_attempts} failed: {error} Retrying{wait}."
 
 
 class NotCancellable(Exception):
