@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 from rq.scheduler import RQScheduler
 
@@ -192,7 +193,7 @@ def test_a_digest_retried_after_its_worker_was_killed_mails_nobody_twice(
 def test_killing_only_the_worker_parent_ends_its_children_and_the_task_is_retried(
     live_stack, alice, mail_sink, worker_pids
 ):
-    _, listener = alice
+    token, listener = alice
     first = next(p for p in live_stack.processes if p.name == "worker")
     task_id, children = start_digest(live_stack, alice, first, worker_pids)
     second = live_stack.start_worker("worker-2")
@@ -200,8 +201,13 @@ def test_killing_only_the_worker_parent_ends_its_children_and_the_task_is_retrie
 
     os.kill(first.pid, signal.SIGKILL)
     first.popen.wait(10)
-    # The work horse (in a process group of its own) and the scheduler die with their parent.
+    # The work horse (in a process group of its own) and the scheduler die with their parent,
+    # at once: before the watchdog gives the attempt up (a lease period later), not after.
     wait_for(lambda: all(gone(pid) for pid in children), 10, f"the worker's children {children} to die")
+    r = requests.get(
+        f"{live_stack.base_url}/api/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert (r.json()["status"], r.json()["attempt"]) == ("running", 1)
 
     events = listener.until_finished(task_id, timeout=90)
     assert events[-1]["status"] == "succeeded", live_stack.logs()
