@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from redis.exceptions import RedisError
 from rq import Queue, Worker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.executions import Execution
@@ -99,8 +100,13 @@ class AppWorker(Worker):
         This process's copy of the job is the one it dequeued: when the work horse is
         gone, what it recorded is read back from Redis.
         """
-        meta = job.meta if self._is_horse else job.get_meta(refresh=True)
-        return meta.get("attempt")
+        if self._is_horse:
+            return job.meta.get("attempt")
+        try:
+            return job.get_meta(refresh=True).get("attempt")
+        except RedisError:
+            # Unknown: the verdict then applies to the attempt the task row holds, as before.
+            return None
 
     def setup_work_horse_signals(self) -> None:
         super().setup_work_horse_signals()
