@@ -26,7 +26,7 @@ from tests.test_task_emails import MailSink
 
 pytestmark = pytest.mark.e2e
 
-RECIPIENTS = [f"reader{n:02d}" for n in range(30)]
+RECIPIENTS = [f"reader{n:02d}" for n in range(40)]
 # Each message takes this long to be accepted: the batch runs long enough to be killed halfway.
 DATA_DELAY = 0.4
 WORKER_LOST = "The worker running this task stopped unexpectedly."
