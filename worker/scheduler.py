@@ -3,10 +3,10 @@
 RQ lets one scheduler per queue move due scheduled jobs (retries with an interval) onto the
 queue, by holding a lock in Redis for 61 s, and starts a scheduler process only in the worker
 that won the lock at start-up; the others try to take it once per maintenance interval (10
-minutes). A worker killed while holding the lock therefore delayed every retry by up to
-that long. Here every worker runs a scheduler process: the one holding the lock renews it
-every second for LOCK_TTL seconds only, the others stand by and try to take it every second.
-A dead holder's lock is free within LOCK_TTL, and a standby takes over the next second.
+minutes), so a worker killed while holding the lock would hold every retry back that long.
+Here every worker runs a scheduler process: the one holding the lock renews it every second
+for LOCK_TTL seconds only, the others stand by and try to take it every second. A dead
+holder's lock is free within LOCK_TTL, and a standby takes over the next second.
 """
 
 from __future__ import annotations
