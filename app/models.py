@@ -192,6 +192,25 @@ class Task(db.Model):
         return ((self.finished_at or utcnow()) - self.started_at).total_seconds()
 
 
+class TaskItem(db.Model):
+    """What a task with side effects did to one item (a digest's recipient), kept across attempts.
+
+    A retry reads these and skips every item an earlier attempt acted on, or may have; the
+    primary key lets exactly one run claim an item. States are in app.tasks.ledger.
+    """
+
+    __tablename__ = "task_items"
+
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    item: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    # What the item's outcome was, when it was not plain success (a refusal's reply).
+    detail: Mapped[str | None] = mapped_column(Text)
+    # The attempt that claimed the item.
+    attempt: Mapped[int] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Notification(db.Model):
     __tablename__ = "notifications"
     __table_args__ = (UniqueConstraint("user_id", "seq"),)

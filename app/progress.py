@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
@@ -25,12 +26,16 @@ from app.sansio.events import TASK_PROGRESS, ChannelMessage, percent
 from app.sansio.status import TRANSITIONS, TaskStatus
 
 # Built once: a statement built per call costs more than executing it. Its WHERE makes the
-# status change a compare-and-set; its SET clause comes from the parameters' names, so a
-# report always sets every column of EVENT_COLUMNS (unchanged ones to their current value):
-# one shape, compiled once (see warm_up).
+# change a compare-and-set on the status and the attempt the caller acts for, so an attempt
+# that was given up on (its worker declared lost, the task retried) can never write over the
+# attempt that replaced it. Its SET clause comes from the parameters' names, so a report
+# always sets every column of EVENT_COLUMNS (unchanged ones to their current value): one
+# shape, compiled once (see warm_up).
 _TASKS = Task.__table__
 _CLAIM = update(_TASKS).where(
-    _TASKS.c.id == bindparam("b_id"), _TASKS.c.status.in_(bindparam("b_from", expanding=True))
+    _TASKS.c.id == bindparam("b_id"),
+    _TASKS.c.status.in_(bindparam("b_from", expanding=True)),
+    _TASKS.c.attempt == bindparam("b_attempt"),
 )
 EVENT_COLUMNS = (
     "status",
@@ -65,7 +70,8 @@ def warm_up() -> None:
         user_id = db.session.execute(row).inserted_primary_key[0]
         db.session.execute(NEXT_SEQ, {"b_user_id": user_id})
         db.session.execute(
-            _CLAIM, {**dict.fromkeys(EVENT_COLUMNS), "b_id": "", "b_from": [TaskStatus.QUEUED]}
+            _CLAIM,
+            {**dict.fromkeys(EVENT_COLUMNS), "b_id": "", "b_from": [TaskStatus.QUEUED], "b_attempt": 1},
         )
         db.session.execute(_NOTIFY, {"user_id": user_id, "seq": 0, "name": TASK_PROGRESS, "payload": {}})
     finally:
@@ -161,15 +167,23 @@ def report(
     total: int | None = None,
     message: str | None = None,
     wait: bool = False,
+    held_attempt: int | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Record and push one event. ``fields`` sets other Task columns (result, error, attempt, ...).
 
-    Raises ``TransitionLost`` if the task is no longer in a state that allows this event.
+    The change applies only if the row is still in the status the caller saw and still at
+    the attempt the caller acts for: ``held_attempt``, by default the task's attempt as
+    loaded. A job passes the attempt it started with, since a rollback reloads the row (and
+    with it a newer attempt). Raises ``TransitionLost`` otherwise.
     With ``wait`` (a job's own reports), an unavailable database is waited for, up to
     DATABASE_WAIT; without it (a web request), its error is raised at once.
     """
-    change = (status, step, total, message, fields)
+    # A new task is written first.
+    db.session.flush()
+    # Taken before any try: a try that fails rolls back, and the row reloads as it is now.
+    seen = _Seen(TaskStatus(task.status), task.attempt if held_attempt is None else held_attempt)
+    change = (seen, status, step, total, message, fields)
     data = _record_waiting(task, change) if wait else _record(task, change)
     publish(
         broker.redis,
@@ -179,7 +193,15 @@ def report(
     return data
 
 
-_Change = tuple[TaskStatus | None, int | None, int | None, str | None, dict[str, Any]]
+@dataclass(frozen=True)
+class _Seen:
+    """What the caller saw of the task: the change applies only to a row still like this."""
+
+    status: TaskStatus
+    attempt: int
+
+
+_Change = tuple[_Seen, TaskStatus | None, int | None, int | None, str | None, dict[str, Any]]
 
 
 def _record(task: Task, change: _Change) -> dict[str, Any]:
@@ -221,11 +243,9 @@ def _stored(user_id: int, event: dict[str, Any]) -> bool:
 
 def _stage(task: Task, change: _Change) -> dict[str, Any]:
     """Claim the task's row and add the event, uncommitted; returns the event's payload."""
-    status, step, total, message, fields = change
-    # A new task is written first.
-    db.session.flush()
-    previous = task.status
-    target = status or TaskStatus(previous)
+    seen, status, step, total, message, fields = change
+    previous = seen.status
+    target = status or previous
     values: dict[str, Any] = {name: getattr(task, name) for name in EVENT_COLUMNS}
     values["status"] = target
     if status is not None:
@@ -247,8 +267,12 @@ def _stage(task: Task, change: _Change) -> dict[str, Any]:
     values.update(fields)
     values["reported_at"] = time.time()
     values["seq"] = next_seq(task.user_id)
-    allowed_from = [s for s, targets in TRANSITIONS.items() if target in targets]
-    claimed = db.session.execute(_CLAIM, {**values, "b_id": task.id, "b_from": allowed_from})
+    # From the status the caller saw, not from any status that allows the target: a start
+    # races another start of the same attempt, a cancel of a queued task races its start.
+    allowed_from = [previous] if target in TRANSITIONS[previous] else []
+    claimed = db.session.execute(
+        _CLAIM, {**values, "b_id": task.id, "b_from": allowed_from, "b_attempt": seen.attempt}
+    )
     if claimed.rowcount != 1:
         db.session.rollback()
         db.session.refresh(task)

@@ -5,9 +5,10 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Notification, Task
-from app.progress import report
+from app.progress import TransitionLost, report
 from app.sansio.events import decode
 from app.sansio.status import TaskStatus
+from app.tasks.lifecycle import job_ended_badly
 from tests.conftest import make_user
 from tests.support import wait_for
 
@@ -113,3 +114,46 @@ def test_a_commit_whose_acknowledgement_was_lost_is_recorded_once(app, subscribe
     assert [m.seq for m in published] == [1, 2]
     assert published[1].data() == data
     assert subscribed.get_message(timeout=0.5) is None, "published once"
+
+
+def _row(task_id):
+    db.session.expire_all()
+    task = db.session.get(Task, task_id)
+    return (task.status, task.attempt, task.step, task.total, task.message, task.seq)
+
+
+def test_a_stale_attempt_cannot_overwrite_the_attempt_that_replaced_it(app):
+    with app.app_context():
+        user_id = make_user("ann").id
+        old = Task(id="job-3", name="send_batch_emails", user_id=user_id, max_attempts=3)
+        db.session.add(old)
+        report(old, message="Queued")
+        report(old, status=TaskStatus.RUNNING, step=0, total=0, message="Started")
+
+        # Attempt 1's worker is declared lost (its work horse goes on), in another process.
+        with app.app_context():
+            job_ended_badly("job-3", stopped=False, retry_in=3, error="The worker stopped.", traceback=None)
+            requeued = _row("job-3")
+        assert requeued[:2] == ("queued", 2)
+        events = db.session.scalar(select(db.func.count()).select_from(Notification))
+
+        # The old attempt reports progress, as it believes, on its running task.
+        with pytest.raises(TransitionLost):
+            report(old, step=5, total=10, message="Sent 5 of 10")
+        assert _row("job-3") == requeued
+
+        # Attempt 2 starts; the old attempt then finishes, or fails, or is cancelled.
+        with app.app_context():
+            current = db.session.get(Task, "job-3")
+            report(current, status=TaskStatus.RUNNING, step=0, total=0, message="Started (attempt 2 of 3)")
+            running = _row("job-3")
+        # Even an old attempt that has read the current row back holds only attempt 1.
+        db.session.refresh(old)
+        for status in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.RUNNING):
+            with pytest.raises(TransitionLost):
+                report(old, status=status, step=10, total=10, message="stale", held_attempt=1)
+            assert _row("job-3") == running
+        # A verdict on attempt 1 (its worker's failure handler) changes nothing either.
+        job_ended_badly("job-3", stopped=False, retry_in=None, error="late", traceback=None, attempt=1)
+        assert _row("job-3") == running
+        assert db.session.scalar(select(db.func.count()).select_from(Notification)) == events + 1

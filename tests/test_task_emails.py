@@ -15,8 +15,9 @@ from aiosmtpd.controller import Controller
 
 from app.extensions import db
 from app.models import Post, Task, User, utcnow
-from app.tasks.emails import MAX_POSTS, build_digest
+from app.tasks.emails import MAX_POSTS, UNCONFIRMED, build_digest
 from app.tasks.launcher import start_task
+from app.tasks.ledger import Ledger
 from tests.conftest import make_user
 from tests.support import free_port
 from tests.test_worker import history, run_worker
@@ -149,6 +150,31 @@ def test_the_digest_reaches_each_recipient_and_refusals_are_reported(
         *[("running", i, total, f"Sent {i} of {total}") for i in range(total + 1)],
         ("succeeded", total, total, "Done"),
     ]
+
+
+def test_a_later_attempt_mails_nobody_an_earlier_one_mailed_or_may_have(app, redis, mail_sink, people):
+    with app.app_context():
+        user = db.session.get(User, people)
+        task_id = start_task(
+            user, "send_batch_emails", {"recipients": ["alice", "bob", "bounce"], "days": 7}
+        ).id
+        # An earlier attempt mailed alice, and was killed while bob's message was with the server.
+        earlier = Ledger(task_id, attempt=1)
+        assert earlier.claim("alice")
+        earlier.finish("alice")
+        assert earlier.claim("bob")
+    run_worker(app, redis)
+
+    with app.app_context():
+        task = db.session.get(Task, task_id)
+        assert (task.status, task.error) == ("succeeded", None)
+        assert task.result == {
+            "sent": 1,
+            "failed": [{"recipient": "bob", "error": UNCONFIRMED}, BOUNCE],
+            "posts": 2,
+        }
+        assert not Ledger(task_id, attempt=2).claim("bounce"), "each recipient is claimed once"
+    assert mail_sink.received == []
 
 
 def test_only_unknown_names_sends_nothing_and_succeeds(app, redis, mail_sink, people):

@@ -5,7 +5,9 @@ from typing import Any
 
 from flask import Flask
 from redis.client import Pipeline, PubSub, PubSubWorkerThread
+from redis.exceptions import RedisError
 from rq import Queue, Worker, worker_registration
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.executions import Execution
 from rq.job import Job
 from sqlalchemy.orm import configure_mappers
@@ -16,6 +18,8 @@ from app.models import Task
 from app.progress import warm_up
 from app.sansio.breaker import Breaker
 from app.tasks.lifecycle import job_ended_badly
+from worker.parent_death import die_with_parent
+from worker.scheduler import AppScheduler
 
 
 class AppWorker(Worker):
@@ -204,6 +208,7 @@ class AppWorker(Worker):
         # or the job stopped on request. Decide before RQ consumes the retry: only passing
         # failures are retried (a task's own verdict, or its worker dying under it), never a
         # bug, a timeout or a cancel.
+        attempt = self._attempt_of(job)
         stopped = self._stopped_job_id == job.id
         raised = "error" in job.meta
         if stopped or (raised and not job.meta.get("retryable")):
@@ -217,5 +222,48 @@ class AppWorker(Worker):
                 retry_in=retry_in,
                 error=job.meta.get("error"),
                 traceback=exc_string or None,
+                attempt=attempt,
                 wait=True,
             )
+
+    def _attempt_of(self, job: Job) -> int | None:
+        """The attempt the failed run was for, as run_task recorded it; None if it never started.
+
+        This process's copy of the job is the one it dequeued: when the work horse is
+        gone, what it recorded is read back from Redis.
+        """
+        if self._is_horse:
+            return job.meta.get("attempt")
+        try:
+            return job.get_meta(refresh=True).get("attempt")
+        except RedisError:
+            # Unknown: the verdict then applies to the attempt the task row holds, as before.
+            return None
+
+    def setup_work_horse_signals(self) -> None:
+        super().setup_work_horse_signals()
+        # RQ puts the work horse in a process group of its own: killing the worker's group
+        # leaves it running, still reporting for an attempt the watchdog has given up on.
+        die_with_parent(self.pid)
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        # RQ's private hook, the one place that builds the worker's scheduler: here it builds
+        # ours and starts it in every worker, lock or not (worker/scheduler.py says why).
+        if burst:
+            super()._start_scheduler(burst, logging_level, date_format, log_format)
+            return
+        self.scheduler = AppScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.start()

@@ -1,4 +1,17 @@
-"""The digest e-mail: recent posts by everyone, one message per recipient over one SMTP connection."""
+"""The digest e-mail: recent posts by everyone, one message per recipient over one SMTP connection.
+
+Nobody gets the digest twice from one task, whatever stops an attempt: each recipient is
+claimed in the task's ledger (app/tasks/ledger.py), committed, before the message goes to
+the mail server, and marked done right after it was accepted; a retry skips every
+recipient an earlier attempt claimed. The price is at most one missed digest per killed
+attempt, never a duplicate: a worker killed between the claim and the mail server's answer
+leaves that recipient claimed but not done, and since nothing can tell whether the server
+took the message, the next attempt does not send it again and lists the recipient under
+``failed`` as not confirmed. Recording after the send would turn that one miss into a
+duplicate instead. (Within one attempt, a connection lost during a message is reopened and
+the message sent again; a server that accepted it but hung up before answering gets it
+twice: SMTP cannot say.)
+"""
 
 from __future__ import annotations
 
@@ -17,6 +30,7 @@ from app.extensions import db
 from app.mail import Mailer, MailServerUnavailable, MailSettings, build_message
 from app.models import Post, User, utcnow
 from app.tasks.errors import RetryableTaskError, TaskError
+from app.tasks.ledger import DONE, REFUSED, STARTED, Ledger, Record
 
 if TYPE_CHECKING:
     from app.tasks.runtime import TaskContext
@@ -24,6 +38,10 @@ if TYPE_CHECKING:
 # A digest is a glance at what happened, not an archive.
 MAX_POSTS = 50
 UNKNOWN_USER = "no such user"
+UNCONFIRMED = (
+    "not confirmed: the worker stopped while sending it, so it may or may not have arrived; "
+    "not sent again to avoid a duplicate"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +132,15 @@ def _refusal(exc: smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError) -> str:
     return f"{code} {text}"
 
 
+def _earlier(record: Record) -> str | None:
+    """What an earlier attempt's record means for the result: None if sent, else the error."""
+    if record.state == DONE:
+        return None
+    if record.state == STARTED:
+        return UNCONFIRMED
+    return record.detail or record.state
+
+
 def send_batch_emails(ctx: TaskContext, recipients: list[str], days: int) -> dict[str, Any]:
     settings = MailSettings.from_config(current_app.config)
     to, unknown = resolve_recipients(recipients)
@@ -121,24 +148,45 @@ def send_batch_emails(ctx: TaskContext, recipients: list[str], days: int) -> dic
     failed = [{"recipient": name, "error": UNKNOWN_USER} for name in unknown]
     digest = build_digest(days)
     total = len(to)
-    ctx.report(0, total, f"Sent 0 of {total}")
-    if not to:
-        return {"sent": 0, "failed": failed, "posts": len(digest.entries)}
+    ledger = Ledger(ctx.task.id, ctx.attempt)
+    earlier = ledger.recorded()
+    sent = 0
+    pending = []
+    for recipient in to:
+        record = earlier.get(recipient.username)
+        if record is None:
+            pending.append(recipient)
+        elif (error := _earlier(record)) is None:
+            sent += 1
+        else:
+            failed.append({"recipient": recipient.username, "error": error})
+    done = total - len(pending)
+    ctx.report(done, total, f"Sent {done} of {total}")
+    if not pending:
+        return {"sent": sent, "failed": failed, "posts": len(digest.entries)}
 
     mailer = Mailer(settings)
     try:
         mailer.open()
     except MailServerUnavailable as exc:
-        # Nothing was sent yet, so trying again later cannot send anyone the digest twice.
+        # Nothing was sent by this attempt, and the ledger skips what earlier ones sent.
         raise RetryableTaskError(f"The mail server at {settings.address} could not be reached.") from exc
-    sent = 0
     try:
-        for i, recipient in enumerate(to, start=1):
-            try:
-                mailer.send(digest.message(settings.sender, recipient))
-                sent += 1
-            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
-                failed.append({"recipient": recipient.username, "error": _refusal(exc)})
+        for i, recipient in enumerate(pending, start=done + 1):
+            if ledger.claim(recipient.username):
+                try:
+                    mailer.send(digest.message(settings.sender, recipient))
+                except smtplib.SMTPSenderRefused:
+                    # Refused before the message was given: it certainly did not go.
+                    ledger.release(recipient.username)
+                    raise
+                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+                    refusal = _refusal(exc)
+                    ledger.finish(recipient.username, REFUSED, refusal)
+                    failed.append({"recipient": recipient.username, "error": refusal})
+                else:
+                    ledger.finish(recipient.username)
+                    sent += 1
             ctx.report(i, total, f"Sent {i} of {total}")
     except MailServerUnavailable as exc:
         raise TaskError(

@@ -11,3 +11,12 @@ class RetryableTaskError(TaskError):
 
 class TaskCancelled(Exception):
     """Raised inside a task function when its owner cancelled it."""
+
+
+class AttemptAbandoned(Exception):
+    """Raised inside a task function whose attempt is no longer the task's.
+
+    Another process moved the task on without it (its worker was declared lost and the task
+    retried or failed, or it was cancelled): the run stops without a word, since whoever
+    moved the task on has already told its owner.
+    """

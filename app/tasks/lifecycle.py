@@ -35,11 +35,14 @@ def job_ended_badly(
     error: str | None,
     traceback: str | None,
     wait: bool = False,
+    attempt: int | None = None,
 ) -> None:
     """Map RQ's verdict on a job that raised, was killed or was stopped onto its task.
 
     ``wait``: a worker waits for an unavailable database (up to DATABASE_WAIT); the
-    watchdog does not, it tries again at its next round.
+    watchdog does not, it tries again at its next round. ``attempt`` is the attempt the job
+    ran, when the caller knows it; otherwise the task's attempt as the caller loaded it. A
+    verdict on an attempt the task has moved past changes nothing.
     """
     if wait:
         task = Outage(f"task {task_id}").retry(lambda: db.session.get(Task, task_id))
@@ -47,19 +50,28 @@ def job_ended_badly(
         task = db.session.get(Task, task_id)
     if task is None or TaskStatus(task.status).finished:
         return
+    held = task.attempt if attempt is None else attempt
     try:
         if stopped:
-            report(task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None, wait=wait)
+            report(
+                task,
+                status=TaskStatus.CANCELLED,
+                message="Cancelled",
+                result_file=None,
+                held_attempt=held,
+                wait=wait,
+            )
         elif retry_in is not None:
             report(
                 task,
                 status=TaskStatus.QUEUED,
                 step=0,
                 total=0,
-                message=_retry_message(task, error or WORKER_LOST, retry_in),
-                attempt=task.attempt + 1,
+                message=_retry_message(task, held, error or WORKER_LOST, retry_in),
+                attempt=held + 1,
                 traceback=traceback,
                 result_file=None,
+                held_attempt=held,
                 wait=wait,
             )
         else:
@@ -70,18 +82,20 @@ def job_ended_badly(
                 error=error or WORKER_LOST,
                 traceback=traceback,
                 result_file=None,
+                held_attempt=held,
                 wait=wait,
             )
     except TransitionLost:
-        # Another process ended it first (it may well have succeeded): leave its results alone.
-        log.info("task %s already moved on to %s", task.id, task.status)
+        # Another process ended it first (it may well have succeeded), or this verdict is on
+        # an attempt it has moved past: leave its results alone.
+        log.info("task %s (attempt %s) already moved on to %s", task.id, held, task.status)
         return
     discard_results(task)
 
 
-def _retry_message(task: Task, error: str, retry_in: int) -> str:
+def _retry_message(task: Task, attempt: int, error: str, retry_in: int) -> str:
     wait = f" in {retry_in} s" if retry_in else ""
-    return f"Attempt {task.attempt} of {task.max_attempts} failed: {error} Retrying{wait}."
+    return f"Attempt {attempt} of {task.max_attempts} failed: {error} Retrying{wait}."
 
 
 class NotCancellable(Exception):

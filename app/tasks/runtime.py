@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import time
@@ -12,6 +11,7 @@ from typing import Any
 
 from flask import current_app
 from rq import get_current_job
+from rq.job import Job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError
 
@@ -24,7 +24,7 @@ from app.sansio.status import TaskStatus
 from app.sansio.throttle import Throttle
 from app.tasks.alarm import Alarm
 from app.tasks.catalogue import CATALOGUE
-from app.tasks.errors import RetryableTaskError, TaskCancelled, TaskError
+from app.tasks.errors import AttemptAbandoned, RetryableTaskError, TaskCancelled, TaskError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class TaskContext:
 
     def __init__(self, task: Task) -> None:
         self.task = task
+        # The attempt this run is for: every report claims the row for it and no other.
+        self.attempt = task.attempt
         self.result_file: str | None = None
         # The running task's last stored event; ticks are built from it, never from the row.
         self._stored = payload(task)
@@ -99,9 +101,11 @@ class TaskContext:
             self._unstored = None
             self.check_cancelled()
             try:
-                self._stored = report(self.task, step=step, total=total, message=message)
+                self._stored = report(
+                    self.task, step=step, total=total, message=message, held_attempt=self.attempt
+                )
             except TransitionLost:
-                raise TaskCancelled from None
+                raise AttemptAbandoned from None
             except DBAPIError as exc:
                 self._outage.failed(exc)
                 # Not stored: the next report due stores it (or a later step). Ticks need no database.
@@ -161,35 +165,50 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
     if task is None:
         raise RuntimeError(f"no task row for job {job.id}")
     task_type = CATALOGUE[name]
+    attempt = task.attempt
     try:
         report(
             task,
             status=TaskStatus.RUNNING,
             step=0,
             total=0,
-            message=f"Started (attempt {task.attempt} of {task.max_attempts})"
-            if task.attempt > 1
-            else "Started",
+            message=f"Started (attempt {attempt} of {task.max_attempts})" if attempt > 1 else "Started",
             error=None,
+            held_attempt=attempt,
             wait=True,
         )
     except TransitionLost:
         log.info("task %s was %s before it started; not running it", task.id, task.status)
         return None
+    _record_attempt(job, attempt)
 
     ctx = TaskContext(task)
     try:
         result = task_type.func(ctx, **params)
+    except AttemptAbandoned:
+        db.session.rollback()
+        _log_abandoned(task, attempt)
+        return None
     except TaskCancelled:
         db.session.rollback()
+        try:
+            report(
+                task,
+                status=TaskStatus.CANCELLED,
+                message="Cancelled",
+                result_file=None,
+                held_attempt=attempt,
+                wait=True,
+            )
+        except TransitionLost:
+            _log_abandoned(task, attempt)
+            return None
         discard_results(task)
-        with contextlib.suppress(TransitionLost):
-            report(task, status=TaskStatus.CANCELLED, message="Cancelled", result_file=None, wait=True)
         return None
     except Exception as exc:
         db.session.rollback()
-        discard_results(task)
-        # The worker's failure handler decides between retry and failure; it reads these.
+        # The worker's failure handler decides between retry and failure, and discards the
+        # results if this attempt is still the task's; it reads these.
         job.meta["error"] = _user_message(exc, job.timeout)
         job.meta["retryable"] = isinstance(exc, RetryableTaskError)
         # The handler runs in this process and reads them from this job object; saved, they
@@ -199,18 +218,38 @@ def run_task(name: str, params: dict[str, Any]) -> Any:
 
     step, total = ctx.latest()
     expires = utcnow() + timedelta(seconds=current_app.config["RESULT_TTL"]) if ctx.result_file else None
-    report(
-        task,
-        status=TaskStatus.SUCCEEDED,
-        step=step,
-        total=total,
-        message="Done",
-        result=result,
-        result_file=ctx.result_file,
-        result_expires_at=expires,
-        wait=True,
-    )
+    try:
+        report(
+            task,
+            status=TaskStatus.SUCCEEDED,
+            step=step,
+            total=total,
+            message="Done",
+            result=result,
+            result_file=ctx.result_file,
+            result_expires_at=expires,
+            held_attempt=attempt,
+            wait=True,
+        )
+    except TransitionLost:
+        _log_abandoned(task, attempt)
+        return None
     return result
+
+
+def _record_attempt(job: Job, attempt: int) -> None:
+    # The worker's failure handler reads which attempt this run was for (the task row may
+    # hold a newer one by then); what an earlier attempt left there is not this run's.
+    job.meta.pop("error", None)
+    job.meta.pop("retryable", None)
+    job.meta["attempt"] = attempt
+    # The horse's copy is what its own failure handler reads; the parent, if the horse dies,
+    # reads Redis, and falls back to the task's attempt while Redis was away.
+    unless_away(job.save_meta, default=None)
+
+
+def _log_abandoned(task: Task, attempt: int) -> None:
+    log.info("task %s: attempt %s stopped, the task moved on without it (%s)", task.id, attempt, task.status)
 
 
 def _user_message(exc: BaseException, timeout: int | None) -> str:
