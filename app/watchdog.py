@@ -44,6 +44,8 @@ from app.tasks.lifecycle import WORKER_LOST, job_ended_badly
 
 log = logging.getLogger(__name__)
 
+_WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+
 # Seconds after enqueueing a task's job again during which no other watchdog tick does.
 REQUEUE_GUARD = 60
 
@@ -174,7 +176,13 @@ class Watchdog:
         last_event = task.reported_at or task.created_at.timestamp()
         if time.time() - last_event < self._app.config["WORKER_LOST_AFTER"]:
             return
-        if not Job.exists(task.id, connection=broker.redis):
+        try:
+            status = Job.fetch(task.id, connection=broker.redis, serializer=SERIALIZER).get_status()
+        except NoSuchJobError:
+            status = None
+        # A job that is not waiting to run never will: it vanished with Redis, or Redis went
+        # away while the worker was recording the retry (the job stays as it was, started).
+        if status not in _WAITING:
             self._requeue(task)
 
     def _requeue(self, task: Task, delay: int = 0) -> None:

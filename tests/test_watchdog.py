@@ -99,3 +99,17 @@ def test_a_queued_task_whose_job_vanished_is_enqueued_again_once(outage_app, pri
         job = Job.fetch(task_id, connection=broker.redis, serializer=SERIALIZER)
         assert job.args == ["example_long_task", {"steps": 1, "delay": 0}]
         assert broker.queue.job_ids == [task_id], "enqueued once"
+
+
+def test_a_queued_task_whose_job_stopped_waiting_is_enqueued_again(outage_app):
+    # Redis went away while a worker was recording the retry: the job stayed as it was, started.
+    with outage_app.app_context():
+        watchdog = Watchdog(outage_app, socketio)
+        task_id = _task(TaskStatus.QUEUED, age=600)
+        stale = broker.queue.enqueue("app.tasks.runtime.run_task", "example_long_task", {}, job_id=task_id)
+        broker.queue.remove(stale)
+        stale.set_status("started")
+        _tick(watchdog)
+        job = Job.fetch(task_id, connection=broker.redis, serializer=SERIALIZER)
+        assert job.get_status() == "queued"
+        assert broker.queue.job_ids == [task_id]
