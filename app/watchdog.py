@@ -32,9 +32,10 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from app.broker import AWAY, SERIALIZER
+from app.database import unavailable
 from app.extensions import broker, db
 from app.models import Notification, Task, Token, utcnow
 from app.sansio.status import TaskStatus
@@ -61,6 +62,7 @@ class Watchdog:
         self._redis_run_id: str | None = None
         self._redis_seen_since: float | None = None
         self._leases_trusted = False
+        self._database_away = False
 
     def start(self) -> None:
         if not self._started:
@@ -81,8 +83,21 @@ class Watchdog:
                     log.warning("watchdog: Redis unreachable (%s); no worker is declared lost meanwhile", exc)
                 self._redis_seen_since = None
                 self._leases_trusted = False
+            except DBAPIError as exc:
+                if not unavailable(exc):
+                    log.exception("watchdog tick failed; trying again in %s s", interval)
+                elif not self._database_away:
+                    # One line per outage, not a traceback per tick.
+                    self._database_away = True
+                    log.warning(
+                        "watchdog: the database is unavailable (%s); trying every %s s", exc.orig, interval
+                    )
             except (RedisError, SQLAlchemyError, OSError):
                 log.exception("watchdog tick failed; trying again in %s s", interval)
+            else:
+                if self._database_away:
+                    self._database_away = False
+                    log.warning("watchdog: the database answers again")
             self._socketio.sleep(interval)
 
     def tick(self) -> None:
