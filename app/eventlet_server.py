@@ -88,5 +88,5 @@ def serve(app: Flask, host: str, port: int) -> None:
         max_size=max_connections,
         protocol=LeanHttpProtocol,
         # A kept-alive connection holds its green thread between requests, too.
-        keepalive=app.config["KEEPALIVE_TIMEOUT"],
+        keepalive=app.config["HTTP_IDLE_TIMEOUT"],
     )

@@ -21,12 +21,12 @@ class NoDelayHandler(pywsgi.WSGIHandler):
 
 
 class TimedHandler(NoDelayHandler):
-    keepalive_timeout: float  # set by serve
+    idle_timeout: float  # set by serve
 
     def __init__(self, sock: Any, address: Any, server: Any) -> None:
         super().__init__(sock, address, server)
         self.rfile.close()
-        self._heads = RequestHeads(sock, self.keepalive_timeout)
+        self._heads = RequestHeads(sock, self.idle_timeout)
         self.rfile = self._heads.rfile
 
     def handle_one_request(self) -> Any:
@@ -38,7 +38,13 @@ class TimedHandler(NoDelayHandler):
 
     def get_environ(self) -> dict[str, Any]:
         self._heads.head_read()
-        return super().get_environ()
+        environ = super().get_environ()
+        if environ.get("CONTENT_LENGTH") and not environ.get("HTTP_TRANSFER_ENCODING"):
+            # Werkzeug then reads a body of known length through its LimitedStream, which
+            # answers one that stops coming (a TimeoutError) with 400 as in the other modes,
+            # not with the application's 500; gevent's input still ends the body at its length.
+            environ.pop("wsgi.input_terminated", None)
+        return environ
 
     def _handle_client_error(self, ex: Exception) -> Any:
         # gevent's hook for a request it could not read: a slow head is closed unanswered.
@@ -48,5 +54,5 @@ class TimedHandler(NoDelayHandler):
 
 
 def serve(app: Flask, host: str, port: int) -> None:
-    handler = type("Handler", (TimedHandler,), {"keepalive_timeout": app.config["KEEPALIVE_TIMEOUT"]})
+    handler = type("Handler", (TimedHandler,), {"idle_timeout": app.config["HTTP_IDLE_TIMEOUT"]})
     socketio.run(app, host=host, port=port, handler_class=handler)

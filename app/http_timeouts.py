@@ -1,17 +1,19 @@
 """Timeouts on the node's HTTP connections, the same in all three modes: a client sends each
-request head (request line and headers) within ``HEADER_TIMEOUT`` seconds, and a kept-alive
-connection that starts no new request within ``KEEPALIVE_TIMEOUT`` seconds is closed.
+request head (request line and headers) within ``HEADER_TIMEOUT`` seconds, and is never silent
+for ``HTTP_IDLE_TIMEOUT`` seconds while the node waits for it: for a kept-alive connection's
+next request, or for the next bytes of a request's body.
 
-eventlet's, gevent's and Werkzeug's servers bound neither: a connection that sends half a
-head, or one byte of it now and then, holds its place for as long as it likes (under eventlet,
-one of the ``MAX_CONNECTIONS`` green threads that serve requests, so enough of them starve
-every real request). A socket timeout alone would not do, as each trickled byte starts it
-again: the head has a deadline, and every read of it waits at most until then. A connection
-past either timeout is closed without an answer, as nginx does.
+eventlet's, gevent's and Werkzeug's servers bound none of this: a connection that sends half a
+head, or one byte of it now and then, or a head and then no body, holds its place for as long
+as it likes (under eventlet, one of the ``MAX_CONNECTIONS`` green threads that serve requests,
+so enough of them starve every real request). A socket timeout alone would not do for the head,
+as each trickled byte starts it again: the head has a deadline, and every read of it waits at
+most until then. A connection past a timeout is closed without an answer, as nginx does; a body
+that stalls fails the request that reads it (Werkzeug's ``ClientDisconnected``, a 400).
 
-Only the head is timed. Once it is in, the request is the application's: its body arrives at
-the client's pace, a long-poll waits up to ``PING_INTERVAL`` for data, and a WebSocket lives by
-Engine.IO's ping rules.
+A body sent at any pace that keeps coming is read to its end. Once the head is in, nothing else
+is timed here: a long-poll waits up to ``PING_INTERVAL`` for data, and a WebSocket, which
+reads its socket directly, lives by Engine.IO's ping rules.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ HEADER_TIMEOUT = 10.0
 
 class ConnectionReader(io.RawIOBase):
     """What a server's buffered ``rfile`` reads the connection through: while a deadline is
-    set, each read waits at most until then."""
+    set (a request head), each read waits at most until then; otherwise (a body) each read
+    waits at most the idle timeout."""
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, idle_timeout: float) -> None:
         super().__init__()
         # Named as socket.SocketIO names it: simple-websocket takes a gevent connection's socket
         # from the request's rfile, as ``rfile.raw._sock``.
         self._sock = sock
         self._timeout = sock.gettimeout()
+        self._idle_timeout = idle_timeout
         self._deadline: float | None = None
 
     def wait_until(self, deadline: float | None) -> None:
@@ -51,24 +55,29 @@ class ConnectionReader(io.RawIOBase):
         if self._deadline is not None:
             left = self._deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError("the client took too long")
+                raise TimeoutError("the client took too long to send its request")
             self._sock.settimeout(left)
-        return self._sock.recv_into(buffer)
+            return self._sock.recv_into(buffer)
+        # The socket keeps its own timeout for what uses it directly: a WebSocket, whose
+        # handshake was this connection's last request.
+        self._sock.settimeout(self._idle_timeout)
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(self._timeout)
 
 
 class RequestHeads:
     """One connection's ``rfile``, with its heads timed. A server's handler reads requests from
     ``rfile``, calls ``next_head`` before each and ``head_read`` once it has parsed the head;
-    a read past the deadline raises ``TimeoutError`` (the servers close the connection on it)."""
+    a read past a timeout raises ``TimeoutError`` (the servers close the connection on it)."""
 
-    def __init__(
-        self, sock: Any, keepalive_timeout: float, buffer_size: int = io.DEFAULT_BUFFER_SIZE
-    ) -> None:
-        self._reader = ConnectionReader(sock)
+    def __init__(self, sock: Any, idle_timeout: float, buffer_size: int = io.DEFAULT_BUFFER_SIZE) -> None:
+        self._reader = ConnectionReader(sock, idle_timeout)
         self.rfile = io.BufferedReader(
             self._reader, buffer_size if buffer_size > 0 else io.DEFAULT_BUFFER_SIZE
         )
-        self._keepalive_timeout = keepalive_timeout
+        self._idle_timeout = idle_timeout
         self._kept_alive = False
         # The first head is timed from the connection's accept: one that never sends a byte
         # is as slow a head as any.
@@ -76,9 +85,9 @@ class RequestHeads:
 
     def next_head(self) -> bool:
         """Start timing the next request's head; False when the client closed the connection or
-        began no new request within the keep-alive timeout (then close it)."""
+        began no new request within the idle timeout (then close it)."""
         if self._kept_alive:
-            self._reader.wait_until(time.monotonic() + self._keepalive_timeout)
+            self._reader.wait_until(time.monotonic() + self._idle_timeout)
             try:
                 # Waits for the next request's first byte without taking it from the buffer.
                 if not self.rfile.peek(1):
@@ -89,6 +98,6 @@ class RequestHeads:
         return True
 
     def head_read(self) -> None:
-        """The head is in: the body and whatever the connection becomes take their own time."""
+        """The head is in: from here each read of the body may wait the idle timeout."""
         self._kept_alive = True
         self._reader.wait_until(None)

@@ -258,7 +258,8 @@ class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
     def setup(self) -> None:
         super().setup()
         self.rfile.close()
-        # eventlet's server carries the keep-alive timeout (it also announces it to clients).
+        # eventlet's server carries the idle timeout as its keep-alive timeout, which it also
+        # announces to clients.
         self._heads = RequestHeads(self.connection, self.server.keepalive, self.rbufsize)
         self.rfile = self._heads.rfile
 

@@ -21,12 +21,12 @@ class NoDelayRequestHandler(WSGIRequestHandler):
 
 
 class TimedRequestHandler(NoDelayRequestHandler):
-    keepalive_timeout: float  # set by serve
+    idle_timeout: float  # set by serve
 
     def setup(self) -> None:
         super().setup()
         self.rfile.close()
-        self._heads = RequestHeads(self.connection, self.keepalive_timeout, self.rbufsize)
+        self._heads = RequestHeads(self.connection, self.idle_timeout, self.rbufsize)
         self.rfile = self._heads.rfile
 
     def handle_one_request(self) -> None:
@@ -44,6 +44,6 @@ class TimedRequestHandler(NoDelayRequestHandler):
 
 def serve(app: Flask, host: str, port: int) -> None:
     handler = type(
-        "RequestHandler", (TimedRequestHandler,), {"keepalive_timeout": app.config["KEEPALIVE_TIMEOUT"]}
+        "RequestHandler", (TimedRequestHandler,), {"idle_timeout": app.config["HTTP_IDLE_TIMEOUT"]}
     )
     socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, request_handler=handler)

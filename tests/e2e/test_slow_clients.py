@@ -1,7 +1,8 @@
 """Slow HTTP clients against a real node (``python run.py``) over raw sockets: connections that
 never finish their request head are closed after the header timeout and cannot starve real
-requests; an idle kept-alive connection is closed after KEEPALIVE_TIMEOUT; a WebSocket and a
-long-poll, quiet for longer than both, go on."""
+requests; an idle kept-alive connection, or a body that stops coming, after HTTP_IDLE_TIMEOUT;
+a body that comes slowly but steadily, a WebSocket and a long-poll, quiet for longer than both
+timeouts, go on."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from tests.e2e.test_live_progress import Listener
 pytestmark = pytest.mark.e2e
 
 LIMIT = 50  # MAX_CONNECTIONS: under eventlet, the green threads that serve HTTP requests
-KEEPALIVE = 3
+IDLE = 3
 PING_INTERVAL = 12  # a long-poll waits this long for data: past the header timeout
 SLACK = 10.0  # a loaded machine's lateness; the timeouts themselves are asserted from below
 HALF_HEADS = LIMIT  # with the tricklers, more slow connections than the node serves at once
@@ -34,7 +35,7 @@ MODES = ["eventlet", "gevent", "threading"]
 def live_stack_env() -> dict[str, str]:
     return {
         "MAX_CONNECTIONS": str(LIMIT),
-        "KEEPALIVE_TIMEOUT": str(KEEPALIVE),
+        "HTTP_IDLE_TIMEOUT": str(IDLE),
         "PING_INTERVAL": str(PING_INTERVAL),
     }
 
@@ -111,8 +112,14 @@ def test_connections_that_never_finish_their_head_are_closed_and_real_requests_g
     answers: dict[str, tuple[int, float]] = {}
 
     def request(name: str, method: str, path: str, **kwargs: object) -> None:
-        r = requests.request(method, live_stack.base_url + path, timeout=HEADER_TIMEOUT + 3 * SLACK, **kwargs)
-        answers[name] = (r.status_code, time.monotonic() - start)
+        try:
+            r = requests.request(
+                method, live_stack.base_url + path, timeout=HEADER_TIMEOUT + 3 * SLACK, **kwargs
+            )
+        except requests.RequestException as exc:
+            answers[name] = (repr(exc), time.monotonic() - start)
+        else:
+            answers[name] = (r.status_code, time.monotonic() - start)
 
     start = time.monotonic()
     slow = SlowHeads(address)
@@ -192,49 +199,82 @@ class Silent:
         return self.lived
 
 
+def _post_slowly(address: tuple[str, int], pieces: int, stall: bool) -> tuple[bytes, float]:
+    """POST /api/users with its body one byte-group a second, past the header timeout; or half
+    the body and then nothing. What the node answered, and how long after the last byte sent."""
+    body = json.dumps(
+        {"username": f"slow{pieces}{stall}", "email": "slow@example.com", "password": "correct horse"}
+    )
+    body = body.encode()
+    with socket.create_connection(address, timeout=IDLE + 2 * SLACK) as sock:
+        sock.sendall(
+            b"POST /api/users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        size = -(-len(body) // pieces)
+        for i in range(0, len(body) // 2 if stall else len(body), size):
+            sock.sendall(body[i : i + size])
+            time.sleep(1)
+        sent = time.monotonic()
+        answer = b""
+        with contextlib.suppress(OSError):  # reset, or still open at the bound: see the answer
+            while chunk := sock.recv(4096):
+                answer += chunk
+        return answer, time.monotonic() - sent
+
+
 @pytest.mark.parametrize("live_stack", MODES, indirect=True)
 def test_quiet_http_connections_are_closed_but_a_websocket_and_a_long_poll_go_on(live_stack):
     token = live_stack.create_user("alice")
     address = _address(live_stack.base_url)
     websocket = Listener(live_stack.base_url, {"token": token})
     silent = Silent(address)  # a connection opened ahead of a request that never comes
+    uploads: dict[str, tuple[bytes, float]] = {}
+    threads = [
+        threading.Thread(
+            target=lambda: uploads.__setitem__("steady", _post_slowly(address, 14, stall=False))
+        ),
+        threading.Thread(
+            target=lambda: uploads.__setitem__("stalled", _post_slowly(address, 14, stall=True))
+        ),
+    ]
+    for thread in threads:
+        thread.start()
     try:
-        conn = socket.create_connection(address, timeout=KEEPALIVE + SLACK + 5)
-        request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        conn.sendall(request)
-        head = _read_response(conn)
-        assert head.startswith(b"HTTP/1.1 200")
-        if live_stack.env["ASYNC_MODE"] == "threading":
-            # Werkzeug keeps no connection alive: it closes each after its response.
-            assert b"Connection: close" in head
-            assert conn.recv(1) == b""
-        else:
-            # Kept alive: a second request within the timeout is served on the same connection.
-            time.sleep(1)
+        with socket.create_connection(address, timeout=IDLE + SLACK + 5) as conn:
+            request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             conn.sendall(request)
-            assert _read_response(conn).startswith(b"HTTP/1.1 200")
-            answered = time.monotonic()
-            try:
+            head = _read_response(conn)
+            assert head.startswith(b"HTTP/1.1 200")
+            if live_stack.env["ASYNC_MODE"] == "threading":
+                # Werkzeug keeps no connection alive: it closes each after its response.
+                assert b"Connection: close" in head
                 assert conn.recv(1) == b""
-            except TimeoutError:
-                pytest.fail("an idle kept-alive connection was never closed")
-            idle = time.monotonic() - answered
-            assert KEEPALIVE - 1 < idle < KEEPALIVE + SLACK, idle
-        conn.close()
+            else:
+                # Kept alive: a second request within the timeout is served on the same connection.
+                time.sleep(1)
+                conn.sendall(request)
+                assert _read_response(conn).startswith(b"HTTP/1.1 200")
+                answered = time.monotonic()
+                try:
+                    assert conn.recv(1) == b""
+                except TimeoutError:
+                    pytest.fail("an idle kept-alive connection was never closed")
+                idle = time.monotonic() - answered
+                assert IDLE - 1 < idle < IDLE + SLACK, idle
 
         # A long-poll waits for data past both timeouts: Engine.IO's handshake and Socket.IO's
         # connect by hand, then a poll that the next ping ends.
-        http = requests.Session()
-        url = f"{live_stack.base_url}/socket.io/?EIO=4&transport=polling"
-        sid = json.loads(http.get(url, timeout=10).text[1:])["sid"]
-        url += f"&sid={sid}"
-        assert http.post(url, data="40" + json.dumps({"token": token}), timeout=10).text == "OK"
-        assert "40{" in http.get(url, timeout=10).text  # after the welcome event
-        polled = time.monotonic()
-        poll = http.get(url, timeout=PING_INTERVAL + SLACK)
-        assert (poll.status_code, poll.text) == (200, "2"), poll.text  # the ping
-        assert time.monotonic() - polled > HEADER_TIMEOUT
-        http.close()
+        with requests.Session() as http:
+            url = f"{live_stack.base_url}/socket.io/?EIO=4&transport=polling"
+            sid = json.loads(http.get(url, timeout=10).text[1:])["sid"]
+            url += f"&sid={sid}"
+            assert http.post(url, data="40" + json.dumps({"token": token}), timeout=10).text == "OK"
+            assert "40{" in http.get(url, timeout=10).text  # after the welcome event
+            polled = time.monotonic()
+            poll = http.get(url, timeout=PING_INTERVAL + SLACK)
+            assert (poll.status_code, poll.text) == (200, "2"), poll.text  # the ping
+            assert time.monotonic() - polled > HEADER_TIMEOUT
 
         # The WebSocket, quiet all this while (but for Engine.IO's pings), still gets events.
         task = live_stack.start_task(token, "example_long_task", steps=2, delay=0.1)
@@ -244,5 +284,14 @@ def test_quiet_http_connections_are_closed_but_a_websocket_and_a_long_poll_go_on
     finally:
         websocket.close()
         lived = silent.close()
+        for thread in threads:
+            thread.join(2 * HEADER_TIMEOUT + 2 * SLACK)
     assert lived is not None, "a connection that sent nothing was never closed"
     assert HEADER_TIMEOUT - 1 < lived < HEADER_TIMEOUT + SLACK, lived
+
+    # A body that keeps coming, however slowly, is read to its end; one that stops fails.
+    answer, _ = uploads["steady"]
+    assert answer.startswith(b"HTTP/1.1 201"), answer
+    answer, waited = uploads["stalled"]
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer
+    assert IDLE - 1 < waited < IDLE + SLACK, (waited, answer)
