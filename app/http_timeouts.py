@@ -22,7 +22,8 @@ import io
 import time
 from typing import Any
 
-# Generous for any client, a proxy sends a head at once; nginx allows 60 s, Apache 20-40 s.
+# Generous for a real client: a browser or a proxy sends its head at once (nginx's
+# client_header_timeout is 60 s, Apache's 20-40 s).
 HEADER_TIMEOUT = 10.0
 
 

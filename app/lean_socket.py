@@ -15,7 +15,7 @@ same upgrade from long-polling; the queue stays the socket's ``queue`` that the 
 watches.
 
 ``LeanHttpProtocol``: eventlet's HTTP connection handling, with small buffers and the header
-and keep-alive timeouts of ``app.http_timeouts``, that lets a WebSocket outlive the request that
+and idle timeouts of ``app.http_timeouts``, that lets a WebSocket outlive the request that
 opened it: the request's green thread ends and the connection stays open, owned by its
 ``LeanSocket``.
 
