@@ -109,7 +109,7 @@ class SlowHeads:
 def test_connections_that_never_finish_their_head_are_closed_and_real_requests_go_on(live_stack):
     live_stack.create_user("alice")
     address = _address(live_stack.base_url)
-    answers: dict[str, tuple[int, float]] = {}
+    answers: dict[str, tuple[int | str, float]] = {}
 
     def request(name: str, method: str, path: str, **kwargs: object) -> None:
         try:
