@@ -156,6 +156,10 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "MAX_SOCKET_BACKLOG": _int(environ, "MAX_SOCKET_BACKLOG", 100),
         # Seconds a lagging socket may go without its client reading before it is closed (0: never).
         "STALLED_SOCKET_TIMEOUT": _float(environ, "STALLED_SOCKET_TIMEOUT", 10.0),
+        # Seconds an HTTP client may stay silent while the node waits for it (a kept-alive
+        # connection's next request, the rest of a body); longer than a proxy keeps idle
+        # upstream connections (nginx: 60 s), so the proxy closes them first.
+        "HTTP_IDLE_TIMEOUT": _seconds(environ, "HTTP_IDLE_TIMEOUT", 75),
         # Engine.IO's heartbeat: the server pings every PING_INTERVAL seconds and drops a client
         # whose answer takes longer than PING_TIMEOUT (python-engineio's defaults).
         "PING_INTERVAL": _seconds(environ, "PING_INTERVAL", 25),

@@ -1,7 +1,7 @@
 """The server ``run.py`` starts in eventlet mode (the default): eventlet's WSGI server with
-lean sockets (``app.lean_socket``), an open-file limit fitted to ``MAX_CONNECTIONS``, and a
-listening socket (``Listener``) whose connections send without delay (``app.tcp``) and whose
-accept outlasts running out of files.
+lean sockets and timed request heads (``app.lean_socket``, ``app.http_timeouts``), an
+open-file limit fitted to ``MAX_CONNECTIONS``, and a listening socket (``Listener``) whose
+connections send without delay (``app.tcp``) and whose accept outlasts running out of files.
 
 eventlet's accept loop ends on any error but a few, and "too many open files" is not one of
 them: one connection past the process's file limit would stop the node taking any more.
@@ -87,4 +87,6 @@ def serve(app: Flask, host: str, port: int) -> None:
         # holds one; an open WebSocket holds none (its request has ended, see lean_socket).
         max_size=max_connections,
         protocol=LeanHttpProtocol,
+        # A kept-alive connection holds its green thread between requests, too.
+        keepalive=app.config["HTTP_IDLE_TIMEOUT"],
     )

@@ -14,9 +14,10 @@ is unchanged: the same packets, in the same order, the same ping and timeout rul
 same upgrade from long-polling; the queue stays the socket's ``queue`` that the fan-out
 watches.
 
-``LeanHttpProtocol``: eventlet's HTTP connection handling, with small buffers, that lets a
-WebSocket outlive the request that opened it: the request's green thread ends and the
-connection stays open, owned by its ``LeanSocket``.
+``LeanHttpProtocol``: eventlet's HTTP connection handling, with small buffers and the header
+and idle timeouts of ``app.http_timeouts``, that lets a WebSocket outlive the request that
+opened it: the request's green thread ends and the connection stays open, owned by its
+``LeanSocket``.
 
 Written against python-engineio 4.15 (``_websocket_handler`` follows its structure);
 pinned in requirements.txt, and the end-to-end tests run every connection through it.
@@ -35,6 +36,8 @@ import eventlet.wsgi
 from engineio import exceptions, packet
 from eventlet import hubs, queue, spawn
 from eventlet.greenthread import GreenThread
+
+from app.http_timeouts import RequestHeads
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +255,24 @@ class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
     wbufsize = 1024
     _taker: Callable[[], None] | None = None
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()
+        # eventlet's server carries the idle timeout as its keep-alive timeout, which it also
+        # announces to clients.
+        self._heads = RequestHeads(self.connection, self.server.keepalive, self.rbufsize)
+        self.rfile = self._heads.rfile
+
+    def handle_one_request(self) -> None:
+        # A head past its deadline raises TimeoutError, which eventlet's server takes as a
+        # timed-out connection: closed, nothing answered.
+        if self._heads.next_head():
+            super().handle_one_request()
+        else:
+            self.close_connection = True
+
     def get_environ(self) -> dict[str, Any]:
+        self._heads.head_read()
         environ = super().get_environ()
         environ[HAND_OVER] = self._hand_over
         return environ

@@ -140,6 +140,15 @@ def test_stalled_socket_timeout():
         settings.from_env({"STALLED_SOCKET_TIMEOUT": "soon"})
 
 
+def test_idle_timeout():
+    assert settings.from_env({})["HTTP_IDLE_TIMEOUT"] == 75
+    assert settings.from_env({"HTTP_IDLE_TIMEOUT": "5"})["HTTP_IDLE_TIMEOUT"] == 5
+    with pytest.raises(settings.ConfigError, match="HTTP_IDLE_TIMEOUT must be at least 1"):
+        settings.from_env({"HTTP_IDLE_TIMEOUT": "0"})
+    with pytest.raises(settings.ConfigError, match="HTTP_IDLE_TIMEOUT must be an integer"):
+        settings.from_env({"HTTP_IDLE_TIMEOUT": "soon"})
+
+
 def test_ping_interval_and_timeout():
     defaults = settings.from_env({})
     assert (defaults["PING_INTERVAL"], defaults["PING_TIMEOUT"]) == (25, 20)
