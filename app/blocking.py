@@ -133,13 +133,14 @@ class _Proxy:
 
 
 class ThreadedConnection(_Proxy):
-    """A sqlite3 connection whose calls that may wait (for the lock, for the disk) run in a thread.
+    """A sqlite3 connection whose calls that may wait for SQLite's write lock run in a thread.
 
-    A statement waits for SQLite's lock when it starts (``execute``) and a commit writes the
-    transaction out; fetching rows only steps a statement that already holds its lock or
-    snapshot, so fetches stay on the hub, and so does ending a transaction that never began
-    (sqlite3 makes that a no-op: every request's read ends so). Each hop to a thread costs a
-    round of the hub; a read pays one per statement.
+    Every connection runs in WAL mode (``_sqlite_pragmas``), where a read waits for no lock: a
+    ``SELECT`` runs on the hub, as its fetches do (they only step a statement that holds its
+    snapshot). Whatever writes, or might (any other statement), and a commit that ends a write
+    go to the pool, where the busy timeout can wait for another process's lock. Ending a
+    transaction that never began (every request's read ends so) is a no-op in sqlite3 and stays
+    on the hub. Each hop to a thread costs the request a round of the hub (docs/performance.md).
     """
 
     __slots__ = ()
@@ -147,8 +148,8 @@ class ThreadedConnection(_Proxy):
     def cursor(self, *args: Any) -> ThreadedCursor:
         return ThreadedCursor(self._target.cursor(*args))
 
-    def execute(self, *args: Any) -> ThreadedCursor:
-        return ThreadedCursor(call(self._target.execute, *args))
+    def execute(self, sql: str, *args: Any) -> ThreadedCursor:
+        return ThreadedCursor(_run(self._target.execute, sql, *args))
 
     def commit(self) -> None:
         if self._target.in_transaction:
@@ -165,8 +166,8 @@ class ThreadedConnection(_Proxy):
 class ThreadedCursor(_Proxy):
     __slots__ = ()
 
-    def execute(self, *args: Any) -> ThreadedCursor:
-        call(self._target.execute, *args)
+    def execute(self, sql: str, *args: Any) -> ThreadedCursor:
+        _run(self._target.execute, sql, *args)
         return self
 
     def executemany(self, *args: Any) -> ThreadedCursor:
@@ -179,6 +180,12 @@ class ThreadedCursor(_Proxy):
 
     def __iter__(self) -> Any:
         return iter(self._target)
+
+
+def _run(execute: Callable[..., T], sql: str, *args: Any) -> T:
+    if sql.lstrip()[:6].upper() == "SELECT":
+        return execute(sql, *args)
+    return call(execute, sql, *args)
 
 
 def _psycopg_waits_on_the_hub() -> None:
