@@ -9,8 +9,8 @@ CLI) calls it directly.
 
 The database is covered below the ORM, so no query has to know: ``cooperative_engine``
 makes every DBAPI call of an engine cooperate. SQLite has no socket to wait on, so its
-connections are wrapped and their blocking methods go through ``call``; psycopg waits on its
-socket, and is given a wait that yields to the hub instead.
+connections are wrapped and whatever may wait for its lock goes through ``call``; psycopg waits
+on its socket, and is given a wait that yields to the hub instead.
 """
 
 from __future__ import annotations
