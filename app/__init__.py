@@ -15,6 +15,7 @@ from app.admin import bp as admin_bp
 from app.api import bp as api_bp
 from app.auth import bp as auth_bp
 from app.backfill import Backfill
+from app.blocking import cooperative_engine
 from app.broker import connect
 from app.channel import Subscriber
 from app.commands import register_commands
@@ -49,7 +50,9 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         os.makedirs(app.instance_path, exist_ok=True)
-        with app.app_context():
+    with app.app_context():
+        cooperative_engine(db.engine)
+        if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, render_as_batch=True)
     login_manager.init_app(app)

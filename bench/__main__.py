@@ -32,6 +32,7 @@ SECTIONS = (
     "pipeline",
     "polling",
     "async_modes",
+    "blocking",
 )
 
 

@@ -23,6 +23,8 @@ from bench.support import PYTHON, ROOT, Child, start_redis
 from tests.support import free_port, fresh_database, wait_for
 
 ASYNC_MODES = ("eventlet", "gevent", "threading")
+# Every benchmark user's password (bench0, bench1, ...).
+PASSWORD = "bench password"  # noqa: S105 -- a throwaway database's users
 
 
 @dataclass
@@ -171,7 +173,7 @@ class Stack:
         from app.models import User
 
         # One real hash shared by all: hashing is deliberately slow and no section logs in.
-        password_hash = generate_password_hash("bench password")
+        password_hash = generate_password_hash(PASSWORD)
         start = len(self.tokens)
         with self.app().app_context():
             for chunk in range(start, start + count, 2000):
