@@ -29,31 +29,24 @@ from app.fanout import Fanout
 from app.models import User
 from app.replay import catch_up
 from app.sansio.protocol import TASK_PROGRESS
+from app.service import BackgroundService
 
 log = logging.getLogger(__name__)
 
 
-class Backfill:
+class Backfill(BackgroundService):
     INTERVAL = 5.0
     CHUNK = 500
 
     def __init__(self, app: Flask, socketio: SocketIO, fanout: Fanout) -> None:
-        self._app = app
-        self._socketio = socketio
+        super().__init__(app, socketio)
         self._fanout = fanout
         self._wake = threading.Event()
         # Users found behind in the last round, with their latest seq then.
         self._suspects: dict[int, int] = {}
-        self._started = False
-        self._stopping = False
-
-    def start(self) -> None:
-        if not self._started:
-            self._started = True
-            self._socketio.start_background_task(self._run)
 
     def stop(self) -> None:
-        self._stopping = True
+        super().stop()
         self._wake.set()
 
     def resubscribed(self) -> None:

@@ -102,3 +102,29 @@ class RequestHeads:
         """The head is in: from here each read of the body may wait the idle timeout."""
         self._kept_alive = True
         self._reader.wait_until(None)
+
+
+class TimedHeads:
+    """Mixed into an ``http.server``-style handler (eventlet's ``HttpProtocol``, Werkzeug's
+    ``WSGIRequestHandler``): its ``rfile`` becomes a ``RequestHeads``'s. The handler calls
+    ``self._heads.head_read()`` where it builds the request's environ."""
+
+    _heads: RequestHeads
+    rbufsize: int
+
+    def idle_timeout(self) -> float:
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()
+        self._heads = RequestHeads(self.connection, self.idle_timeout(), self.rbufsize)
+        self.rfile = self._heads.rfile
+
+    def handle_one_request(self) -> None:
+        # A head past its deadline raises TimeoutError, which both servers take as a timed-out
+        # connection: closed, nothing answered.
+        if self._heads.next_head():
+            super().handle_one_request()
+        else:
+            self.close_connection = True

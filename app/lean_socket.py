@@ -37,7 +37,7 @@ from engineio import exceptions, packet
 from eventlet import hubs, queue, spawn
 from eventlet.greenthread import GreenThread
 
-from app.http_timeouts import RequestHeads
+from app.http_timeouts import TimedHeads
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class _HandedOver:
         pass
 
 
-class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
+class LeanHttpProtocol(TimedHeads, eventlet.wsgi.HttpProtocol):
     # A connection keeps its HTTP read and write buffers (8 + 16 KiB by default) for as long
     # as it speaks HTTP: a long-polling client's, for its whole life; a WebSocket's, until its
     # hand-over. Small buffers only mean more, smaller socket calls.
@@ -255,21 +255,10 @@ class LeanHttpProtocol(eventlet.wsgi.HttpProtocol):
     wbufsize = 1024
     _taker: Callable[[], None] | None = None
 
-    def setup(self) -> None:
-        super().setup()
-        self.rfile.close()
+    def idle_timeout(self) -> float:
         # eventlet's server carries the idle timeout as its keep-alive timeout, which it also
         # announces to clients.
-        self._heads = RequestHeads(self.connection, self.server.keepalive, self.rbufsize)
-        self.rfile = self._heads.rfile
-
-    def handle_one_request(self) -> None:
-        # A head past its deadline raises TimeoutError, which eventlet's server takes as a
-        # timed-out connection: closed, nothing answered.
-        if self._heads.next_head():
-            super().handle_one_request()
-        else:
-            self.close_connection = True
+        return self.server.keepalive
 
     def get_environ(self) -> dict[str, Any]:
         self._heads.head_read()

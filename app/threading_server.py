@@ -10,7 +10,7 @@ from flask import Flask
 from werkzeug.serving import WSGIRequestHandler
 
 from app.extensions import socketio
-from app.http_timeouts import RequestHeads
+from app.http_timeouts import TimedHeads
 from app.tcp import send_without_delay
 
 
@@ -20,22 +20,11 @@ class NoDelayRequestHandler(WSGIRequestHandler):
         send_without_delay(self.connection)
 
 
-class TimedRequestHandler(NoDelayRequestHandler):
-    idle_timeout: float  # set by serve
+class TimedRequestHandler(TimedHeads, NoDelayRequestHandler):
+    timeout_after_idle: float  # set by serve
 
-    def setup(self) -> None:
-        super().setup()
-        self.rfile.close()
-        self._heads = RequestHeads(self.connection, self.idle_timeout, self.rbufsize)
-        self.rfile = self._heads.rfile
-
-    def handle_one_request(self) -> None:
-        # A head past its deadline raises TimeoutError, which http.server takes as a timed-out
-        # request: logged, the connection closed.
-        if self._heads.next_head():
-            super().handle_one_request()
-        else:
-            self.close_connection = True
+    def idle_timeout(self) -> float:
+        return self.timeout_after_idle
 
     def make_environ(self) -> Any:
         self._heads.head_read()
@@ -44,6 +33,6 @@ class TimedRequestHandler(NoDelayRequestHandler):
 
 def serve(app: Flask, host: str, port: int) -> None:
     handler = type(
-        "RequestHandler", (TimedRequestHandler,), {"idle_timeout": app.config["HTTP_IDLE_TIMEOUT"]}
+        "RequestHandler", (TimedRequestHandler,), {"timeout_after_idle": app.config["HTTP_IDLE_TIMEOUT"]}
     )
     socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, request_handler=handler)

@@ -39,6 +39,7 @@ from app.database import unavailable
 from app.extensions import broker, db
 from app.models import Notification, Task, Token, utcnow
 from app.sansio.status import TaskStatus
+from app.service import BackgroundService
 from app.tasks.catalogue import CATALOGUE
 from app.tasks.launcher import enqueue
 from app.tasks.lifecycle import WORKER_LOST, job_ended_badly
@@ -51,26 +52,15 @@ _WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 REQUEUE_GUARD = 60
 
 
-class Watchdog:
+class Watchdog(BackgroundService):
     def __init__(self, app: Flask, socketio: SocketIO) -> None:
-        self._app = app
-        self._socketio = socketio
+        super().__init__(app, socketio)
         self._node = uuid.uuid4().hex
-        self._started = False
-        self._stopping = False
         # The Redis server this watchdog sees, and since when (monotonic) without a gap.
         self._redis_run_id: str | None = None
         self._redis_seen_since: float | None = None
         self._leases_trusted = False
         self._database_away = False
-
-    def start(self) -> None:
-        if not self._started:
-            self._started = True
-            self._socketio.start_background_task(self._run)
-
-    def stop(self) -> None:
-        self._stopping = True
 
     def _run(self) -> None:
         interval = self._app.config["WATCHDOG_INTERVAL"]
