@@ -7,12 +7,13 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint, bindparam, false, select, update
-from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship
+from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, validates
 from sqlalchemy.types import DateTime, TypeDecorator
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import blocking
 from app.extensions import db
+from app.sansio.identity import username_key
 from app.sansio.status import TaskStatus
 
 
@@ -46,7 +47,11 @@ class User(UserMixin, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    # The username's identity (app/sansio/identity.py): "Bob", "bob" and "ｂｏｂ" are one name.
+    username_key: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(120), unique=True, index=True)
+    # No mail goes to an address before its owner proved it is theirs.
+    email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     password_hash: Mapped[str] = mapped_column(String(256))
     # The last notification sequence number handed out; bumped atomically per event.
     last_seq: Mapped[int] = mapped_column(default=0)
@@ -56,6 +61,12 @@ class User(UserMixin, db.Model):
     posts: Mapped[list[Post]] = relationship(back_populates="author", cascade="all, delete-orphan")
     tasks: Mapped[list[Task]] = relationship(back_populates="user", cascade="all, delete-orphan")
     tokens: Mapped[list[Token]] = relationship(back_populates="user", cascade="all, delete-orphan")
+    logins: Mapped[list[Login]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+    @validates("username")
+    def _keep_key(self, _field: str, value: str) -> str:
+        self.username_key = username_key(value)
+        return value
 
     # Hashing is slow on purpose; on a web node it runs beside the other sockets, not before them.
     def set_password(self, password: str) -> None:
@@ -110,6 +121,23 @@ class Token(db.Model):
             .options(joinedload(Token.user))
             .where(Token.token_hash == hash_token(raw), Token.expires_at > utcnow())
         )
+
+
+class Login(db.Model):
+    """One signed-in browser: its session and its remember-me cookie carry the key, ending it ends both."""
+
+    __tablename__ = "logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    # Only a hash is stored, as for tokens.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    remember: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(back_populates="logins")
 
 
 class Post(db.Model):
