@@ -130,6 +130,8 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": env == "production",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
         "SQLALCHEMY_DATABASE_URI": (url := database_url(environ.get("DATABASE_URL"))),
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
         "REDIS_URL": environ.get("REDIS_URL", "redis://localhost:6379/0"),

@@ -21,9 +21,9 @@ from app.channel import Subscriber
 from app.commands import register_commands
 from app.database import answer_unavailable
 from app.extensions import broker, csrf, db, login_manager, migrate, socketio
-from app.fanout import Fanout
+from app.fanout import Fanout, SocketExpiry
+from app.logins import load_user
 from app.main import bp as main_bp
-from app.models import User
 from app.sansio.packet import Packet
 from app.search_views import bp as search_bp
 from app.sockets import register_socket_handlers
@@ -57,7 +57,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, render_as_batch=True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    login_manager.user_loader(_load_user)
+    login_manager.user_loader(load_user)
     csrf.init_app(app)
     broker.init_app(app)
     socketio.init_app(
@@ -97,18 +97,21 @@ def register_background_services(app: Flask) -> None:
         socketio, subscription, app.config["PROGRESS_CHANNEL"], fanout.deliver, backfill.resubscribed
     )
     app.extensions["watchdog"] = Watchdog(app, socketio)
+    app.extensions["socket_expiry"] = SocketExpiry(app, socketio, fanout)
 
 
 def start_background_services(app: Flask) -> None:
     app.extensions["progress_subscriber"].ensure_started()
     app.extensions["backfill"].start()
     app.extensions["watchdog"].start()
+    app.extensions["socket_expiry"].start()
 
 
 def stop_background_services(app: Flask) -> None:
     app.extensions["progress_subscriber"].stop()
     app.extensions["backfill"].stop()
     app.extensions["watchdog"].stop()
+    app.extensions["socket_expiry"].stop()
 
 
 def _without_websocket_extensions(wsgi_app: Callable[..., Any]) -> Callable[..., Any]:
@@ -121,10 +124,6 @@ def _without_websocket_extensions(wsgi_app: Callable[..., Any]) -> Callable[...,
         return wsgi_app(environ, start_response)
 
     return app
-
-
-def _load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -12,13 +12,15 @@ import threading
 import time
 from typing import Any
 
+from flask import Flask
 from flask_socketio import SocketIO
 
 from app.sansio.events import END_SESSION, Incoming
 from app.sansio.packet import PreEncoded
-from app.sansio.protocol import ADMIN_TASK, SESSION_ENDED, TASK_PROGRESS
+from app.sansio.protocol import ADMIN_TASK, EXPIRED, SESSION_ENDED, TASK_PROGRESS
 from app.sansio.registry import Held, Registry
 from app.sansio.stall import StallWatch
+from app.service import BackgroundService
 
 NAMESPACE = "/"
 
@@ -77,10 +79,21 @@ class Fanout:
             return False
         return not (volatile and self._max_backlog)
 
-    def connected(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
-        """A new connection starts out replaying: its live events wait until ``go_live``."""
+    def connected(
+        self, sid: str, user_id: int, auth_id: str, *, admin: bool = False, expires_at: float | None = None
+    ) -> None:
+        """A new connection starts out replaying: its live events wait until ``go_live``.
+
+        ``expires_at`` (seconds since the epoch) is when its credential expires: ``expire`` closes it then.
+        """
         with self._lock:
-            self._registry.add(sid, user_id, auth_id, admin=admin)
+            self._registry.add(sid, user_id, auth_id, admin=admin, expires_at=expires_at)
+
+    def expire(self, now: float) -> None:
+        """End the connections whose credential expired by ``now``."""
+        with self._lock:
+            sids = self._registry.expired(now)
+        self._end(sids, EXPIRED)
 
     def begin_replay(self, sid: str) -> None:
         with self._lock:
@@ -117,9 +130,31 @@ class Fanout:
     def _end_session(self, user_id: int, data: dict[str, Any]) -> None:
         with self._lock:
             sids = self._registry.sessions(user_id, str(data.get("auth_id")))
+        self._end(sids, data.get("reason"))
+
+    def _end(self, sids: list[str], reason: Any) -> None:
         for sid in sids:
-            self._socketio.emit(SESSION_ENDED, {"reason": data.get("reason")}, to=sid)
+            self._socketio.emit(SESSION_ENDED, {"reason": reason}, to=sid)
             self._socketio.server.disconnect(sid, namespace=NAMESPACE)
+
+
+class SocketExpiry(BackgroundService):
+    """Closes each socket when the token or login it authenticated with expires."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, app: Flask, socketio: SocketIO, fanout: Fanout) -> None:
+        super().__init__(app, socketio)
+        self._fanout = fanout
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._socketio.sleep(self.INTERVAL)
+            try:
+                self._fanout.expire(time.time())
+            except Exception:
+                # One failed close must not end the sweep for every other socket.
+                log.exception("closing expired sockets failed; trying again in %.0f s", self.INTERVAL)
 
 
 def _head(queue: Any) -> object:

@@ -63,6 +63,25 @@ class User(UserMixin, db.Model):
     tokens: Mapped[list[Token]] = relationship(back_populates="user", cascade="all, delete-orphan")
     logins: Mapped[list[Login]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
+    # The login this object was loaded for (app/logins.py); None outside a signed-in request.
+    login = None
+    _login_key = None
+
+    def signed_in(self, login: Login, key: str) -> None:
+        self.login, self._login_key = login, key
+
+    def get_id(self) -> str:
+        """Flask-Login's alternative token: the login's key, never the user's id, goes into cookies."""
+        if self._login_key is None:
+            raise RuntimeError("a user is signed in through app.logins.begin_login")
+        return self._login_key
+
+    # UserMixin compares get_id(), which names a login now; a session holds one object per
+    # row, so identity is the user's equality.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
     @validates("username")
     def _keep_key(self, _field: str, value: str) -> str:
         self.username_key = username_key(value)

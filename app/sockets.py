@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, emit
 
@@ -14,7 +15,6 @@ from app.replay import catch_up
 from app.sansio.protocol import PROTOCOL_ERROR, PROTOCOL_VERSION, RESUME, WELCOME, parse_last_seq
 
 AUTH_REQUIRED = "authentication required"
-SESSION_AUTH_ID = "login_id"
 
 
 def register_socket_handlers(app: Flask) -> None:
@@ -23,17 +23,19 @@ def register_socket_handlers(app: Flask) -> None:
     socketio.on_event(RESUME, on_resume)
 
 
-def authenticate(auth: Any) -> tuple[User, str] | None:
+def authenticate(auth: Any) -> tuple[User, str, datetime] | None:
     """A browser brings its login session; any other client brings ``auth={"token": ...}``.
 
-    Returns the user and what identifies this credential, so revoking it can find its sockets.
+    Returns the user, what identifies this credential (so ending it can find its sockets),
+    and when it expires (the socket is closed then).
     """
     if current_user.is_authenticated:
-        return current_user._get_current_object(), session.get(SESSION_AUTH_ID, "session")
+        login = current_user.login
+        return current_user._get_current_object(), login.key_hash, login.expires_at
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):
         token = Token.find(auth["token"])
         if token is not None:
-            return token.user, token.token_hash
+            return token.user, token.token_hash, token.expires_at
     return None
 
 
@@ -47,8 +49,8 @@ def on_connect(auth: Any = None) -> None:
         raise ConnectionRefusedError(str(exc)) from None
     if not current_app.extensions["progress_subscriber"].ensure_started():
         raise ConnectionRefusedError("progress channel unavailable")
-    user, auth_id = found
-    _fanout().connected(request.sid, user.id, auth_id, admin=user.is_admin)
+    user, auth_id, expires_at = found
+    _fanout().connected(request.sid, user.id, auth_id, admin=user.is_admin, expires_at=expires_at.timestamp())
     _sync(user, last_seq, welcome=True)
 
 

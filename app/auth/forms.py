@@ -1,3 +1,5 @@
+from typing import Any
+
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
@@ -43,6 +45,18 @@ class RegistrationForm(FlaskForm):
     def validate_email(self, field: EmailField) -> None:
         if db.session.scalar(select(User.id).where(User.email == field.data)) is not None:
             raise ValidationError("That email is already registered.")
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    # The registration form's fields themselves: one password rule for both forms.
+    password = RegistrationForm.password
+    password2 = RegistrationForm.password2
+    submit = SubmitField("Change password")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.password.label.text = "New password"
 
 
 class LogoutForm(FlaskForm):

@@ -1,16 +1,14 @@
-import secrets
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.auth.forms import LoginForm, LogoutForm, RegistrationForm
-from app.channel import end_session
-from app.extensions import broker, db
+from app.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, RegistrationForm
+from app.extensions import db
+from app.logins import begin_login, end_login, end_other_credentials
 from app.models import User
-from app.sockets import SESSION_AUTH_ID
 
 bp = Blueprint("auth", __name__)
 
@@ -40,9 +38,7 @@ def login() -> Response | str:
         if user is None or not user.check_password(form.password.data):
             flash("Invalid username or password.")
             return redirect(url_for("auth.login"))
-        login_user(user, remember=form.remember_me.data)
-        # Names this login, so that logging out ends exactly its sockets.
-        session[SESSION_AUTH_ID] = secrets.token_hex(16)
+        begin_login(user, remember=form.remember_me.data)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/login.html", form=form)
 
@@ -51,12 +47,26 @@ def login() -> Response | str:
 @login_required
 def logout() -> Response:
     if LogoutForm().validate_on_submit():
-        auth_id = session.pop(SESSION_AUTH_ID, None)
-        user_id = current_user.id
+        end_login(current_user.login)
         logout_user()
-        if auth_id is not None:
-            end_session(broker.redis, current_app.config["PROGRESS_CHANNEL"], user_id, auth_id, "logged_out")
     return redirect(url_for("main.index"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def change_password() -> Response | str:
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        if not current_user.check_password(form.current_password.data):
+            form.current_password.errors.append("That is not your current password.")
+        else:
+            current_user.set_password(form.password.data)
+            # Whoever else holds a login or a token of this account is signed out: the change
+            # is how a user takes back an account someone else got into.
+            end_other_credentials(current_user, keep=current_user.login)
+            flash("Password changed. Every other login and API token of yours has been signed out.")
+            return redirect(url_for("main.index"))
+    return render_template("auth/password.html", form=form)
 
 
 def _safe_next(target: str | None) -> str:

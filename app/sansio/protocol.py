@@ -21,6 +21,12 @@ ADMIN_TASK = "admin_task"
 # Client -> server events.
 RESUME = "resume"
 
+# Why ``session_ended`` ended a connection.
+TOKEN_REVOKED = "token_revoked"  # noqa: S105 -- a reason, not a secret
+LOGGED_OUT = "logged_out"
+PASSWORD_CHANGED = "password_changed"  # noqa: S105 -- a reason, not a secret
+EXPIRED = "expired"
+
 # The messages of refused connections (``connect_error`` data is ``{"message": ...}``).
 REFUSALS: dict[str, str] = {
     "authentication required": "no login session and no valid token (missing, unknown, expired or revoked)",
@@ -95,12 +101,19 @@ SERVER_EVENTS: dict[str, dict[str, Any]] = {
         },
     },
     SESSION_ENDED: {
-        "description": "The connection's token was revoked or its browser session logged out; "
-        "the server disconnects right after.",
+        "description": "The connection's credential ended: its token was revoked, its browser login "
+        "logged out, the user's password was changed elsewhere, or the token or login expired. The "
+        "server disconnects right after; reconnecting is refused until the client signs in again.",
         "type": "object",
         "additionalProperties": False,
         "required": ["reason"],
-        "properties": {"reason": {"enum": ["token_revoked", "logged_out"], "description": "why"}},
+        "properties": {
+            "reason": {
+                "enum": [TOKEN_REVOKED, LOGGED_OUT, PASSWORD_CHANGED, EXPIRED],
+                "description": "`DELETE /api/tokens`; logout; a password change on another login "
+                "(ends every other login and every token); the token's `TOKEN_TTL` or the login's lifetime ran out",
+            }
+        },
     },
     ADMIN_TASK: {
         "description": "Operators only (users with `is_admin`): any user's task changed. Not replayed.",

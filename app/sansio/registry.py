@@ -11,10 +11,14 @@ Each connection also knows which stored events it holds (``upto``, and the few t
 out of order above it). A publish this node never heard (its subscription was down, or the
 publisher could not reach Redis) leaves a gap there; the backfill (app/backfill.py) finds
 connections behind their user's latest seq and replays the gap the same way.
+
+A connection may also have an expiry, its credential's (a token's or a login's): ``expired``
+hands out those past it, for the node to close.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -34,6 +38,8 @@ class Connection:
     # Every stored event up to this seq has been sent, and those in ``ahead`` above it.
     upto: int = 0
     ahead: set[int] | None = None
+    # When its credential expires (seconds since the epoch); None: never.
+    expires_at: float | None = None
 
     def hold(self, seq: int) -> None:
         if seq == self.upto + 1:
@@ -62,12 +68,34 @@ class Registry:
         self._connections: dict[str, Connection] = {}
         self._by_user: dict[int, set[str]] = defaultdict(set)
         self._admins: set[str] = set()
+        # (expires_at, sid), soonest first; entries of closed connections are skipped when
+        # popped, and dropped in a rebuild once they outnumber the open ones.
+        self._expiries: list[tuple[float, str]] = []
 
-    def add(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
-        self._connections[sid] = Connection(user_id, auth_id, admin=admin)
+    def add(
+        self, sid: str, user_id: int, auth_id: str, *, admin: bool = False, expires_at: float | None = None
+    ) -> None:
+        self._connections[sid] = Connection(user_id, auth_id, admin=admin, expires_at=expires_at)
         self._by_user[user_id].add(sid)
         if admin:
             self._admins.add(sid)
+        if expires_at is not None:
+            heapq.heappush(self._expiries, (expires_at, sid))
+            if len(self._expiries) > 2 * len(self._connections) + 64:
+                self._expiries = [
+                    (c.expires_at, s) for s, c in self._connections.items() if c.expires_at is not None
+                ]
+                heapq.heapify(self._expiries)
+
+    def expired(self, now: float) -> list[str]:
+        """The open connections whose credential expired at or before ``now``; each is handed out once."""
+        found = []
+        while self._expiries and self._expiries[0][0] <= now:
+            expires_at, sid = heapq.heappop(self._expiries)
+            connection = self._connections.get(sid)
+            if connection is not None and connection.expires_at == expires_at:
+                found.append(sid)
+        return found
 
     def remove(self, sid: str) -> None:
         connection = self._connections.pop(sid, None)
