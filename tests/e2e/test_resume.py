@@ -14,12 +14,16 @@ pytestmark = pytest.mark.e2e
 
 
 class Recorder:
-    def __init__(self, url: str, auth: dict, transports: list[str] | None = None) -> None:
+    def __init__(
+        self, url: str, auth: dict, transports: list[str] | None = None, headers: dict | None = None
+    ) -> None:
         self.events: queue.Queue[tuple[str, dict]] = queue.Queue()
         self.sio = socketio.Client(reconnection=False)
         for name in ("welcome", "task_progress", "resync", "session_ended"):
             self.sio.on(name, lambda data, name=name: self.events.put((name, data)))
-        self.sio.connect(url, auth=auth, transports=transports or ["websocket"], wait_timeout=10)
+        self.sio.connect(
+            url, auth=auth, transports=transports or ["websocket"], headers=headers or {}, wait_timeout=10
+        )
 
     def until(self, predicate, timeout: float = 30) -> list[tuple[str, dict]]:
         got = []
