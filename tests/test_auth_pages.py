@@ -1,7 +1,11 @@
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import User
+from app.logins import LOGIN_LIFETIME, REMEMBERED_LOGIN_LIFETIME
+from app.models import Login, User, utcnow
+from tests.conftest import csrf_token
 
 
 def test_register_login_logout(client, auth, app):
@@ -66,3 +70,60 @@ def test_login_redirect_stays_on_site(client, auth):
         assert response.headers["Location"] == expected
         auth.logout()
         page = client.get("/auth/login").get_data(as_text=True)
+
+
+def change_password(client, current="correct horse", new="a new horse battery", repeat=None):
+    page = client.get("/auth/password").get_data(as_text=True)
+    return client.post(
+        "/auth/password",
+        data={
+            "csrf_token": csrf_token(page),
+            "current_password": current,
+            "password": new,
+            "password2": repeat or new,
+        },
+    )
+
+
+def test_password_change_asks_for_the_current_password_and_applies_the_registration_rules(app, client, auth):
+    assert client.get("/auth/password").headers["Location"].startswith("/auth/login")
+    auth.register("alice")
+    auth.login("alice")
+    assert client.post("/auth/password", data={"current_password": "correct horse"}).status_code == 400
+
+    assert b"That is not your current password." in change_password(client, current="wrong horse").data
+    assert b"at least 8 characters" in change_password(client, new="short").data
+    assert change_password(client, repeat="another horse").status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(User)).check_password("correct horse")
+
+    response = change_password(client)
+    assert response.status_code == 302 and client.get("/").status_code == 200
+    with app.app_context():
+        assert db.session.scalar(select(User)).check_password("a new horse battery")
+
+
+def test_a_login_ends_on_the_server_when_its_lifetime_is_over(app, client, auth):
+    auth.register("alice")
+    auth.login("alice")
+    with app.app_context():
+        login = db.session.scalar(select(Login))
+        assert not login.remember
+        assert abs(login.expires_at - utcnow() - LOGIN_LIFETIME) < timedelta(minutes=1)
+        assert REMEMBERED_LOGIN_LIFETIME > LOGIN_LIFETIME
+        db.session.execute(update(Login).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert client.get("/").headers["Location"].startswith("/auth/login")
+
+
+def test_a_login_is_stored_as_a_hash_and_ended_at_logout(app, client, auth):
+    auth.register("alice")
+    auth.login("alice")
+    with app.app_context():
+        login = db.session.scalar(select(Login))
+        assert login.ended_at is None
+    cookie = client.get_cookie("session").value
+    assert login.key_hash not in cookie
+    auth.logout()
+    with app.app_context():
+        assert db.session.scalar(select(Login)).ended_at is not None

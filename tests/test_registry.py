@@ -123,3 +123,26 @@ def test_replaying_and_departed_connections_are_not_backfilled():
     assert registry.begin_backfill("a") is None
     assert registry.begin_backfill("gone") is None
     assert registry.end_replay("gone", floor=3) == []
+
+
+def test_connections_are_handed_out_once_when_their_credential_expires():
+    registry = Registry()
+    registry.add("soon", 1, "tok", expires_at=100.0)
+    registry.add("later", 1, "login", expires_at=200.0)
+    registry.add("never", 2, "tok2")
+    registry.add("gone", 2, "tok2", expires_at=50.0)
+    registry.remove("gone")
+    assert registry.expired(99.0) == []
+    assert registry.expired(150.0) == ["soon"]
+    assert registry.expired(150.0) == []
+    assert registry.expired(1e12) == ["later"]
+
+
+def test_expiries_of_closed_connections_do_not_pile_up():
+    registry = Registry()
+    registry.add("kept", 1, "tok", expires_at=1e12)
+    for n in range(10_000):
+        registry.add(f"s{n}", 1, "tok", expires_at=1e12 + n)
+        registry.remove(f"s{n}")
+    assert len(registry._expiries) < 100
+    assert registry.expired(2e12) == ["kept"]

@@ -1,10 +1,13 @@
 """Socket handlers against the real subscriber and Redis, with Flask-SocketIO's test client."""
 
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import update
 
 from app.channel import publish
 from app.extensions import db, socketio
-from app.models import Task
+from app.models import Login, Task, utcnow
 from app.sansio.events import TASK_PROGRESS, ChannelMessage
 from tests.support import wait_for
 
@@ -81,3 +84,17 @@ def test_one_subscriber_per_process(app, tokens):
     with app.app_context():
         redis, channel = app.extensions["broker"].redis, app.config["PROGRESS_CHANNEL"]
     assert redis.pubsub_numsub(channel) == [(channel.encode(), 1)]
+
+
+def test_a_browser_socket_is_closed_when_its_login_expires(app, client, auth):
+    auth.register("alice")
+    auth.login("alice")
+    with app.app_context():
+        db.session.execute(update(Login).values(expires_at=utcnow() + timedelta(seconds=2)))
+        db.session.commit()
+    sio = socketio.test_client(app, flask_test_client=client)
+    assert sio.is_connected()
+    app.extensions["socket_expiry"].start()
+    # The reason it is told is held end to end (tests/e2e/test_sessions.py, the token's expiry).
+    wait_for(lambda: not sio.is_connected(), 30, "the socket to be closed at its login's expiry")
+    assert not socketio.test_client(app, flask_test_client=client).is_connected()
