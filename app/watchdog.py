@@ -11,8 +11,8 @@ per tick. It looks at the database for the few unfinished tasks, never per event
   worker renews its own within a third of that once Redis is back.
 - A running task asked to cancel that has not stopped within CANCEL_GRACE is stopped
   by RQ (its work horse is killed; the worker then records it cancelled).
-- Result files past RESULT_TTL are deleted; events past NOTIFICATION_RETENTION and
-  expired tokens are forgotten.
+- Result files past RESULT_TTL are deleted; events past NOTIFICATION_RETENTION,
+  expired tokens and expired logins are forgotten.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from app.broker import AWAY, SERIALIZER
 from app.database import unavailable
 from app.extensions import broker, db
-from app.models import Notification, Task, Token, utcnow
+from app.models import Login, Notification, Task, Token, utcnow
 from app.sansio.status import TaskStatus
 from app.service import BackgroundService
 from app.tasks.catalogue import CATALOGUE
@@ -198,10 +198,12 @@ class Watchdog(BackgroundService):
             log.warning("task %s: its job vanished from Redis; enqueued again from the database", task.id)
 
     def _prune(self) -> None:
-        """Forget events past the retention window and tokens past their expiry."""
+        """Forget events past the retention window, and tokens and logins past their expiry."""
         cutoff = utcnow() - timedelta(seconds=self._app.config["NOTIFICATION_RETENTION"])
         db.session.execute(delete(Notification).where(Notification.created_at < cutoff))
         db.session.execute(delete(Token).where(Token.expires_at < utcnow()))
+        # An ended login is kept until it would have expired: the loader refuses it either way.
+        db.session.execute(delete(Login).where(Login.expires_at < utcnow()))
         db.session.commit()
 
     def _expire_results(self) -> None:

@@ -8,7 +8,7 @@ from rq.job import Job
 
 from app.broker import SERIALIZER
 from app.extensions import broker, db, socketio
-from app.models import Task, utcnow
+from app.models import Login, Task, utcnow
 from app.progress import report
 from app.sansio.status import TaskStatus
 from app.tasks.lifecycle import WORKER_LOST
@@ -113,3 +113,15 @@ def test_a_queued_task_whose_job_stopped_waiting_is_enqueued_again(outage_app):
         job = Job.fetch(task_id, connection=broker.redis, serializer=SERIALIZER)
         assert job.get_status() == "queued"
         assert broker.queue.job_ids == [task_id]
+
+
+def test_logins_past_their_lifetime_are_forgotten(outage_app):
+    with outage_app.app_context():
+        user = make_user("ann")
+        for name, expires_in in (("expired", -1), ("live", 3600)):
+            db.session.add(
+                Login(user=user, key_hash=name, expires_at=utcnow() + timedelta(seconds=expires_in))
+            )
+        db.session.commit()
+        _tick(Watchdog(outage_app, socketio))
+        assert [login.key_hash for login in db.session.scalars(db.select(Login))] == ["live"]
