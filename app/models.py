@@ -76,8 +76,8 @@ class User(UserMixin, db.Model):
             raise RuntimeError("a user is signed in through app.logins.begin_login")
         return self._login_key
 
-    # UserMixin compares get_id(), which names a login now; a session holds one object per
-    # row, so identity is the user's equality.
+    # UserMixin compares get_id(), which names a login, not a user; a session holds one
+    # object per row, so identity is the user's equality.
     __eq__ = object.__eq__
     __ne__ = object.__ne__
     __hash__ = object.__hash__
