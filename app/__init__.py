@@ -24,6 +24,7 @@ from app.extensions import broker, csrf, db, login_manager, migrate, socketio
 from app.fanout import Fanout
 from app.main import bp as main_bp
 from app.models import User
+from app.ratelimits import init_limiter
 from app.sansio.packet import Packet
 from app.search_views import bp as search_bp
 from app.sockets import register_socket_handlers
@@ -60,6 +61,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(_load_user)
     csrf.init_app(app)
     broker.init_app(app)
+    init_limiter(app)
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],

@@ -47,7 +47,7 @@ class User(UserMixin, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    # The username's identity (app/sansio/identity.py): "Bob", "bob" and "ｂｏｂ" are one name.
+    # The username's identity (app/sansio/identity.py): "Bob", "bob" and a full-width "bob" are one name.
     username_key: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(120), unique=True, index=True)
     # No mail goes to an address before its owner proved it is theirs.

@@ -2,14 +2,16 @@ import secrets
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from app.accounts import AccountTaken, authenticate
+from app.accounts import register as register_account
 from app.auth.forms import LoginForm, LogoutForm, RegistrationForm
 from app.channel import end_session
-from app.extensions import broker, db
-from app.models import User
+from app.extensions import broker
+from app.ratelimits import login_limited
 from app.sockets import SESSION_AUTH_ID
 
 bp = Blueprint("auth", __name__)
@@ -21,23 +23,31 @@ def register() -> Response | str:
         return redirect(url_for("main.index"))
     form = RegistrationForm()
     if form.validate_on_submit():
-        user = User(username=form.username.data, email=form.email.data.lower())
-        user.set_password(form.password.data)
-        db.session.add(user)
-        db.session.commit()
-        flash("Welcome! You can log in now.")
-        return redirect(url_for("auth.login"))
+        try:
+            register_account(form.username.data, form.email.data, form.password.data)
+        except AccountTaken as exc:
+            getattr(form, exc.field).errors.append(f"That {exc.field} is already registered.")
+        else:
+            flash("Welcome! You can log in now.")
+            return redirect(url_for("auth.login"))
     return render_template("auth/register.html", form=form)
 
 
+@bp.errorhandler(RateLimitExceeded)
+def _too_many_logins(exc: RateLimitExceeded) -> tuple[str, int]:
+    flash(exc.description)
+    return render_template("auth/login.html", form=LoginForm()), 429
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@login_limited
 def login() -> Response | str:
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.username == form.username.data))
-        if user is None or not user.check_password(form.password.data):
+        user = authenticate(form.username.data, form.password.data)
+        if user is None:
             flash("Invalid username or password.")
             return redirect(url_for("auth.login"))
         login_user(user, remember=form.remember_me.data)
