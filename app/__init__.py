@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
 from app.admin import bp as admin_bp
@@ -71,6 +72,8 @@ def register_extensions(app: Flask) -> None:
         ping_timeout=app.config["PING_TIMEOUT"],
     )
     app.wsgi_app = _without_websocket_extensions(app.wsgi_app)  # type: ignore[method-assign]
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
 
 
 def register_blueprints(app: Flask) -> None:

@@ -192,6 +192,26 @@ def test_task_starts_are_limited_per_user(client, auth, app):
     assert started.status_code == 202
 
 
+def test_behind_a_trusted_proxy_each_client_counts_apart(make_app):
+    app = make_app(TRUSTED_PROXIES=1)
+    with app.app_context():
+        db.create_all()
+    client = app.test_client()
+
+    def via_proxy(client_address: str, username: str):
+        # Every request comes from the proxy's address; the proxy names the client.
+        return client.post(
+            "/api/tokens",
+            headers={**basic(username, "guess"), "X-Forwarded-For": client_address},
+            environ_base=from_address("10.0.0.2"),
+        )
+
+    for n in range(ADDRESS):
+        assert via_proxy("203.0.113.5", f"user{n}").status_code == 401
+    assert via_proxy("203.0.113.5", "someone-else").status_code == 429
+    assert via_proxy("203.0.113.6", "someone-else").status_code == 401
+
+
 # Last in the file: the process's limiter counts in memory until it sees Redis again.
 def test_logins_go_on_and_stay_limited_while_redis_is_away(make_app):
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
