@@ -117,3 +117,23 @@ def test_a_duplicate_that_slips_past_the_check_is_a_conflict_not_a_500(
     assert response.json == {"error": f"{field} is already registered"}
     assert usernames(app) == ["carol"]
     assert calls == [None, field], "the commit, not the check, found the duplicate"
+
+
+def test_a_duplicate_that_slips_past_the_form_check_is_a_form_error(client, auth, app, monkeypatch):
+    from app.auth import forms
+
+    assert api_register(client, "carol", "carol@example.com").status_code == 201
+    # Both checks miss, as they do for a registration committed between the check and the commit.
+    monkeypatch.setattr(forms, "username_taken", lambda _name: False)
+    real = accounts.taken
+    calls: list[str | None] = []
+
+    def taken_after_the_check(*args: str) -> str | None:
+        calls.append(real(*args) if calls else None)
+        return calls[-1]
+
+    monkeypatch.setattr(accounts, "taken", taken_after_the_check)
+    page = auth.register("CAROL", email="c2@example.com")
+    assert page.status_code == 200 and b"That username is taken." in page.data
+    assert usernames(app) == ["carol"]
+    assert calls == [None, "username"]

@@ -28,6 +28,10 @@ def _rule(clean: Callable[[str], str]) -> Callable[[Form, Field], None]:
     return validate
 
 
+# What the form says of a taken name or address, found by its check or by the commit.
+TAKEN = {"username": "That username is taken.", "email": "That email is already registered."}
+
+
 class RegistrationForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired(), _rule(clean_username)])
     email = EmailField("Email", validators=[DataRequired(), _rule(clean_email)])
@@ -38,11 +42,11 @@ class RegistrationForm(FlaskForm):
     # Run after the field's validators, on the cleaned value.
     def validate_username(self, field: StringField) -> None:
         if not field.errors and username_taken(field.data):
-            raise ValidationError("That username is taken.")
+            raise ValidationError(TAKEN["username"])
 
     def validate_email(self, field: EmailField) -> None:
         if not field.errors and email_taken(field.data):
-            raise ValidationError("That email is already registered.")
+            raise ValidationError(TAKEN["email"])
 
 
 class LogoutForm(FlaskForm):

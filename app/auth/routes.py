@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response
 
 from app.accounts import AccountTaken, authenticate
 from app.accounts import register as register_account
-from app.auth.forms import LoginForm, LogoutForm, RegistrationForm
+from app.auth.forms import TAKEN, LoginForm, LogoutForm, RegistrationForm
 from app.channel import end_session
 from app.extensions import broker
 from app.ratelimits import login_limited
@@ -26,7 +26,7 @@ def register() -> Response | str:
         try:
             register_account(form.username.data, form.email.data, form.password.data)
         except AccountTaken as exc:
-            getattr(form, exc.field).errors.append(f"That {exc.field} is already registered.")
+            getattr(form, exc.field).errors.append(TAKEN[exc.field])
         else:
             flash("Welcome! You can log in now.")
             return redirect(url_for("auth.login"))
