@@ -167,6 +167,9 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "PING_INTERVAL": _seconds(environ, "PING_INTERVAL", 25),
         "PING_TIMEOUT": _seconds(environ, "PING_TIMEOUT", 20),
         "MAX_ACTIVE_TASKS_PER_USER": _int(environ, "MAX_ACTIVE_TASKS_PER_USER", 5, minimum=1),
+        # Reverse proxies in front of the web nodes whose X-Forwarded-For is believed (0: none):
+        # the client's address is what the per-address login limit counts.
+        "TRUSTED_PROXIES": _int(environ, "TRUSTED_PROXIES", 0),
         "TASK_TIMEOUTS": _timeouts(environ),
         "MAIL_SERVER": environ.get("MAIL_SERVER", "localhost"),
         "MAIL_PORT": _int(environ, "MAIL_PORT", 25, minimum=1),

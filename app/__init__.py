@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
 from app.admin import bp as admin_bp
@@ -24,6 +25,7 @@ from app.extensions import broker, csrf, db, login_manager, migrate, socketio
 from app.fanout import Fanout, SocketExpiry
 from app.logins import load_user
 from app.main import bp as main_bp
+from app.ratelimits import init_limiter
 from app.sansio.packet import Packet
 from app.search_views import bp as search_bp
 from app.sockets import register_socket_handlers
@@ -60,6 +62,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.user_loader(load_user)
     csrf.init_app(app)
     broker.init_app(app)
+    init_limiter(app)
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
@@ -69,6 +72,8 @@ def register_extensions(app: Flask) -> None:
         ping_timeout=app.config["PING_TIMEOUT"],
     )
     app.wsgi_app = _without_websocket_extensions(app.wsgi_app)  # type: ignore[method-assign]
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
 
 
 def register_blueprints(app: Flask) -> None:

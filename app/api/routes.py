@@ -1,17 +1,18 @@
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
-from sqlalchemy import or_, select
 from werkzeug.exceptions import HTTPException
 
+from app.accounts import AccountTaken, authenticate, register
 from app.api.auth import token_required
 from app.api.errors import error_response, handle_http_error, handle_redis_away
 from app.broker import AWAY
 from app.channel import end_session
 from app.extensions import broker, db
-from app.models import User
 from app.posts import PostInvalid, user_posts, write_post
+from app.ratelimits import login_limited, start_limited
 from app.replay import catch_up
+from app.sansio.identity import IdentityError
 from app.sansio.params import Param, ParamError, validate
 from app.sansio.protocol import parse_last_seq
 from app.search import IndexMissing, search
@@ -57,38 +58,27 @@ def _bad_request(exc: _BadRequest) -> Response:
 def create_user() -> Response | tuple[Response, int]:
     body = _json_body()
     fields = {}
-    for field, limit in (("username", 64), ("email", 120), ("password", 128)):
+    for field in ("username", "email", "password"):
         value = body.get(field)
         if not isinstance(value, str) or not value.strip():
             raise _BadRequest(f"{field} is required")
-        if len(value) > limit:
-            raise _BadRequest(f"{field} must be at most {limit} characters")
-        fields[field] = value if field == "password" else value.strip()
-    if len(fields["password"]) < 8:
-        raise _BadRequest("password must be at least 8 characters")
-    if "@" not in fields["email"]:
-        raise _BadRequest("email is not a valid address")
-    taken = db.session.scalar(
-        select(User).where(or_(User.username == fields["username"], User.email == fields["email"].lower()))
-    )
-    if taken is not None:
-        field = "username" if taken.username == fields["username"] else "email"
-        return error_response(409, f"{field} is already registered")
-    user = User(username=fields["username"], email=fields["email"].lower())
-    user.set_password(fields["password"])
-    db.session.add(user)
-    db.session.commit()
+        fields[field] = value
+    try:
+        user = register(**fields)
+    except IdentityError as exc:
+        raise _BadRequest(str(exc)) from None
+    except AccountTaken as exc:
+        return error_response(409, str(exc))
     return jsonify(user.to_dict()), 201
 
 
 @bp.route("/tokens", methods=["POST"])
+@login_limited
 def create_token() -> Response | tuple[Response, int]:
     auth = request.authorization
     user = None
     if auth is not None and auth.type == "basic" and auth.username and auth.password:
-        user = db.session.scalar(select(User).where(User.username == auth.username))
-        if user is not None and not user.check_password(auth.password):
-            user = None
+        user = authenticate(auth.username, auth.password)
     if user is None:
         response = error_response(401, "valid username and password required (HTTP Basic)")
         response.headers["WWW-Authenticate"] = 'Basic realm="api"'
@@ -171,6 +161,7 @@ def list_task_types() -> Response:
 
 @bp.route("/tasks", methods=["POST"])
 @token_required
+@start_limited
 def create_task() -> tuple[Response, int] | Response:
     body = _json_body()
     name = body.get("name")

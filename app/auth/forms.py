@@ -1,12 +1,12 @@
+from collections.abc import Callable
 from typing import Any
 
 from flask_wtf import FlaskForm
-from sqlalchemy import select
-from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp, ValidationError
+from wtforms import BooleanField, EmailField, Field, Form, PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, ValidationError
 
-from app.extensions import db
-from app.models import User
+from app.accounts import email_taken, username_taken
+from app.sansio.identity import IdentityError, clean_email, clean_password, clean_username
 
 
 class LoginForm(FlaskForm):
@@ -16,35 +16,38 @@ class LoginForm(FlaskForm):
     submit = SubmitField("Log in")
 
 
+def _rule(clean: Callable[[str], str]) -> Callable[[Form, Field], None]:
+    """A WTForms validator from one of the identity rules: the field keeps the cleaned value."""
+
+    def validate(_form: Form, field: Field) -> None:
+        try:
+            field.data = clean(field.data or "")
+        except IdentityError as exc:
+            message = str(exc)
+            raise ValidationError(f"{message[0].upper()}{message[1:]}.") from None
+
+    return validate
+
+
+# What the form says of a taken name or address, found by its check or by the commit.
+TAKEN = {"username": "That username is taken.", "email": "That email is already registered."}
+
+
 class RegistrationForm(FlaskForm):
-    username = StringField(
-        "Username",
-        validators=[
-            DataRequired(),
-            Length(max=64),
-            Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores."),
-        ],
-    )
-    email = EmailField(
-        "Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=120)]
-    )
-    password = PasswordField(
-        "Password",
-        validators=[
-            DataRequired(),
-            Length(min=8, max=128, message="Use at least 8 characters (at most 128)."),
-        ],
-    )
+    username = StringField("Username", validators=[DataRequired(), _rule(clean_username)])
+    email = EmailField("Email", validators=[DataRequired(), _rule(clean_email)])
+    password = PasswordField("Password", validators=[DataRequired(), _rule(clean_password)])
     password2 = PasswordField("Repeat password", validators=[DataRequired(), EqualTo("password")])
     submit = SubmitField("Register")
 
+    # Run after the field's validators, on the cleaned value.
     def validate_username(self, field: StringField) -> None:
-        if db.session.scalar(select(User.id).where(User.username == field.data)) is not None:
-            raise ValidationError("That username is taken.")
+        if not field.errors and username_taken(field.data):
+            raise ValidationError(TAKEN["username"])
 
     def validate_email(self, field: EmailField) -> None:
-        if db.session.scalar(select(User.id).where(User.email == field.data)) is not None:
-            raise ValidationError("That email is already registered.")
+        if not field.errors and email_taken(field.data):
+            raise ValidationError(TAKEN["email"])
 
 
 class ChangePasswordForm(FlaskForm):

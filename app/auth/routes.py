@@ -1,14 +1,15 @@
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.auth.forms import ChangePasswordForm, LoginForm, LogoutForm, RegistrationForm
-from app.extensions import db
+from app.accounts import AccountTaken, authenticate
+from app.accounts import register as register_account
+from app.auth.forms import TAKEN, ChangePasswordForm, LoginForm, LogoutForm, RegistrationForm
 from app.logins import begin_login, end_login, end_other_credentials
-from app.models import User
+from app.ratelimits import login_limited
 
 bp = Blueprint("auth", __name__)
 
@@ -19,23 +20,31 @@ def register() -> Response | str:
         return redirect(url_for("main.index"))
     form = RegistrationForm()
     if form.validate_on_submit():
-        user = User(username=form.username.data, email=form.email.data.lower())
-        user.set_password(form.password.data)
-        db.session.add(user)
-        db.session.commit()
-        flash("Welcome! You can log in now.")
-        return redirect(url_for("auth.login"))
+        try:
+            register_account(form.username.data, form.email.data, form.password.data)
+        except AccountTaken as exc:
+            getattr(form, exc.field).errors.append(TAKEN[exc.field])
+        else:
+            flash("Welcome! You can log in now.")
+            return redirect(url_for("auth.login"))
     return render_template("auth/register.html", form=form)
 
 
+@bp.errorhandler(RateLimitExceeded)
+def _too_many_logins(exc: RateLimitExceeded) -> tuple[str, int]:
+    flash(exc.description)
+    return render_template("auth/login.html", form=LoginForm()), 429
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@login_limited
 def login() -> Response | str:
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.username == form.username.data))
-        if user is None or not user.check_password(form.password.data):
+        user = authenticate(form.username.data, form.password.data)
+        if user is None:
             flash("Invalid username or password.")
             return redirect(url_for("auth.login"))
         begin_login(user, remember=form.remember_me.data)

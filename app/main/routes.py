@@ -1,4 +1,5 @@
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -7,6 +8,7 @@ from app.auth.forms import LogoutForm
 from app.health import readiness
 from app.posts import PostInvalid, user_posts, write_post
 from app.progress import payload
+from app.ratelimits import start_limited
 from app.responses import answer
 from app.sansio.params import ParamError
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
@@ -49,8 +51,14 @@ def history() -> str:
     return render_template("main/history.html", tasks=tasks)
 
 
+@bp.errorhandler(RateLimitExceeded)
+def _too_many_starts(exc: RateLimitExceeded) -> Response | tuple[Response, int]:
+    return answer(exc.description, 429)
+
+
 @bp.route("/tasks", methods=["POST"])
 @login_required
+@start_limited
 def create_task() -> Response | tuple[Response, int]:
     form = request.form.to_dict()
     form.pop("csrf_token", None)
