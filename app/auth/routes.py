@@ -8,6 +8,13 @@ from werkzeug.wrappers import Response
 
 from app.auth.forms import LoginForm, LogoutForm, RegistrationForm
 from app.channel import end_session
+from app.confirmation import (
+    RESEND_INTERVAL,
+    ConfirmationInvalid,
+    Requested,
+    confirm_address,
+    request_confirmation,
+)
 from app.extensions import broker, db
 from app.models import User
 from app.sockets import SESSION_AUTH_ID
@@ -26,6 +33,7 @@ def register() -> Response | str:
         db.session.add(user)
         db.session.commit()
         flash("Welcome! You can log in now.")
+        flash(_CONFIRMATION_MESSAGES[request_confirmation(user)])
         return redirect(url_for("auth.login"))
     return render_template("auth/register.html", form=form)
 
@@ -56,6 +64,37 @@ def logout() -> Response:
         logout_user()
         if auth_id is not None:
             end_session(broker.redis, current_app.config["PROGRESS_CHANNEL"], user_id, auth_id, "logged_out")
+    return redirect(url_for("main.index"))
+
+
+_CONFIRMATION_MESSAGES = {
+    Requested.QUEUED: "We sent you an e-mail with a link to confirm your address; no mail goes to it until you do.",
+    Requested.TOO_SOON: f"A confirmation e-mail was sent less than {RESEND_INTERVAL} seconds ago; "
+    "please wait for it, or ask again in a minute.",
+    Requested.UNAVAILABLE: "The confirmation e-mail could not be sent right now; "
+    "log in and ask for it again in a moment.",
+}
+
+
+@bp.route("/confirm/<token>")
+def confirm_email(token: str) -> Response:
+    try:
+        confirm_address(token)
+    except ConfirmationInvalid as exc:
+        flash(str(exc))
+    else:
+        flash("Your e-mail address is confirmed.")
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/confirm", methods=["POST"])
+@login_required
+def resend_confirmation() -> Response:
+    if LogoutForm().validate_on_submit():
+        if current_user.email_confirmed_at is not None:
+            flash("Your e-mail address is already confirmed.")
+        else:
+            flash(_CONFIRMATION_MESSAGES[request_confirmation(current_user)])
     return redirect(url_for("main.index"))
 
 
