@@ -81,8 +81,8 @@ def create_user() -> Response | tuple[Response, int]:
     db.session.add(user)
     db.session.commit()
     # Queued or not, the account exists; POST /api/confirmation asks again.
-    queued = request_confirmation(user) is Requested.QUEUED
-    return jsonify({**user.to_dict(), "confirmation_sent": queued}), 201
+    request_confirmation(user)
+    return jsonify(user.to_dict()), 201
 
 
 @bp.route("/confirmation", methods=["POST"])
