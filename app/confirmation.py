@@ -3,7 +3,8 @@
 The link carries a signed, expiring token bound to the user id and the address: a changed
 address needs a new confirmation. The web node never talks to SMTP: it puts a job on the
 task queue and the worker, which has the mail settings, sends the message. Redis or the mail
-server being down never fails a registration; the user asks for the mail again.
+server being down never fails a registration nor retries on its own: the user asks for
+the mail again.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Any
 from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from redis.exceptions import RedisError
-from rq import Retry
 
 from app.extensions import broker, db
-from app.mail import BadAddress, Mailer, MailSettings, build_message
+from app.mail import BadAddress, Mailer, MailServerUnavailable, MailSettings, build_message
 from app.models import User, utcnow
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,6 @@ def request_confirmation(user: User) -> Requested:
             user.id,
             user.email,
             confirmation_link(user),
-            retry=Retry(max=2, interval=[10, 60]),
             description=f"confirmation mail for user {user.id}",
         )
     except RedisError as exc:
@@ -114,11 +113,15 @@ def deliver(user_id: int, email: str, link: str) -> Any:
         log.warning("user %s: the stored address is not a single address; no confirmation sent", user_id)
         return "bad address"
     mailer = Mailer(settings)
-    # A server that cannot be reached raises: RQ retries the job on its schedule.
-    mailer.open()
+    # Not retried: the user asks again (the page says how), and a queue of stale retries
+    # would only wait for a server that may be away for long.
     try:
+        mailer.open()
         mailer.send(message)
-    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+    except MailServerUnavailable as exc:
+        log.warning("user %s: no confirmation mail sent, the mail server is unavailable: %s", user_id, exc)
+        return "mail server unavailable"
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
         log.warning("user %s: the mail server refused the confirmation mail: %s", user_id, exc)
         return "refused"
     finally:
