@@ -9,7 +9,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from rq import Queue
 
+from app.broker import SERIALIZER
 from app.confirmation import RESEND_INTERVAL, SUBJECT
 from app.extensions import db
 from app.models import Task, TaskItem, User, utcnow
@@ -229,5 +231,23 @@ def test_registering_over_the_api_mails_the_link_too_and_the_api_can_ask_again(a
     assert client.post("/api/confirmation", headers=headers).status_code == 202
     run_worker(app, redis)
     _, second = confirmation_links(mail_sink, "dora@example.com")
-    assert "Your e-mail address is confirmed." in client.get(second, follow_redirects=True).get_data(as_text=True)
+    assert "Your e-mail address is confirmed." in client.get(second, follow_redirects=True).get_data(
+        as_text=True
+    )
     assert client.post("/api/confirmation", headers=headers).status_code == 409
+
+
+def test_a_mail_server_away_at_registration_fails_nothing_and_the_user_asks_again(make_app, redis):
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())
+    with app.app_context():
+        db.create_all()
+    client = app.test_client()
+    assert AuthActions(client).register("carol").status_code == 302
+    run_worker(app, redis)
+
+    queue = Queue(app.config["TASK_QUEUE"], connection=redis, serializer=SERIALIZER)
+    assert queue.failed_job_registry.count == 0, "no failed job, no traceback, no retry left waiting"
+    [job_id] = queue.finished_job_registry.get_job_ids()
+    assert queue.fetch_job(job_id).return_value() == "mail server unavailable"
+    with app.app_context():
+        assert db.session.scalar(db.select(User.username)) == "carol"
