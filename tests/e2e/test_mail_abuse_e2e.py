@@ -1,7 +1,7 @@
 """A hostile user and the site's mail, with real web and worker processes and a real SMTP server (aiosmtpd).
 
-Every address is confirmed the way a user confirms it: by following the link in the mail the
-sink received.
+Addresses are confirmed the way a user confirms one, by following the link in the mail the
+sink received, or with the operator's `flask confirm-email`.
 """
 
 from __future__ import annotations
