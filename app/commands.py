@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 import config as settings
 from app.extensions import db
-from app.models import User
+from app.models import User, utcnow
 from app.sansio.protocol import markdown
 
 PROTOCOL_DOC = settings.BASE_DIR / "docs" / "protocol.md"
@@ -24,6 +24,7 @@ END = "<!-- end of generated reference -->"
 def register_commands(app: Flask) -> None:
     app.cli.add_command(protocol_doc)
     app.cli.add_command(make_admin)
+    app.cli.add_command(confirm_email)
 
 
 @click.command("make-admin")
@@ -38,6 +39,27 @@ def make_admin(username: str, revoke: bool) -> None:
     user.is_admin = not revoke
     db.session.commit()
     click.echo(f"{username} is {'no longer ' if revoke else ''}an operator")
+
+
+@click.command("confirm-email")
+@click.argument("usernames", nargs=-1)
+@click.option("--all", "everyone", is_flag=True, help="Every user whose address is not confirmed yet.")
+@with_appcontext
+def confirm_email(usernames: tuple[str, ...], everyone: bool) -> None:
+    """Mark the e-mail addresses of USERNAMES confirmed, for addresses the operator knows to be right."""
+    if everyone == bool(usernames):
+        raise click.UsageError("name the users, or give --all")
+    query = select(User).where(User.email_confirmed_at.is_(None))
+    if usernames:
+        known = set(db.session.scalars(select(User.username).where(User.username.in_(usernames))))
+        if missing := [n for n in usernames if n not in known]:
+            raise click.ClickException(f"no user named {', '.join(map(repr, missing))}")
+        query = query.where(User.username.in_(usernames))
+    users = list(db.session.scalars(query))
+    for user in users:
+        user.email_confirmed_at = utcnow()
+    db.session.commit()
+    click.echo(f"confirmed {len(users)} address{'es' if len(users) != 1 else ''}")
 
 
 def render_protocol_doc(text: str) -> str:

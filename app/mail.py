@@ -11,6 +11,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
+from app.sansio.mailing import single_address
+
 # Long enough for a slow server to greet, short enough that a silent one fails the attempt.
 TIMEOUT = 30
 
@@ -44,7 +46,14 @@ class MailServerUnavailable(Exception):
     """No usable connection: connecting, STARTTLS or login failed, or a reconnect did."""
 
 
+class BadAddress(ValueError):
+    """The recipient is not one bare address (a list, a display name, a CR/LF): nothing is built for it."""
+
+
 def build_message(sender: str, to: str, subject: str, text: str, html: str | None = None) -> EmailMessage:
+    """Raise ``BadAddress`` unless ``to`` is exactly one address."""
+    if not single_address(to):
+        raise BadAddress("not a single e-mail address")
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to

@@ -11,6 +11,7 @@ from app.broker import SERIALIZER
 from app.extensions import db
 from app.models import Notification, Task
 from tests.conftest import csrf_token
+from tests.test_api import task_jobs
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_start_returns_at_once_and_enqueues_a_json_job(client, logged_in, app, r
     assert response.json["status"] == "queued"
 
     queue = Queue(app.config["TASK_QUEUE"], connection=redis, serializer=SERIALIZER)
-    assert queue.job_ids == [task_id]
+    assert task_jobs(app, redis) == [task_id]
     job = queue.fetch_job(task_id)
     assert job.func_name == "app.tasks.runtime.run_task"
     assert job.args == ["example_long_task", {"steps": 3, "delay": 0.5}]
@@ -66,7 +67,7 @@ def test_bad_parameters_are_refused_with_a_message(client, logged_in, app, redis
 
     with app.app_context():
         assert db.session.scalar(select(Task)) is None
-    assert Queue(app.config["TASK_QUEUE"], connection=redis).count == 0
+    assert task_jobs(app, redis) == []
 
 
 def test_unknown_task_type_is_refused(client, logged_in):

@@ -82,11 +82,20 @@ def app_config(app_config: dict[str, Any], mail_sink: MailSink) -> dict[str, Any
     return app_config
 
 
+def confirmed(username: str, **fields: Any) -> User:
+    user = make_user(username)
+    for name, value in {"email_confirmed_at": utcnow(), **fields}.items():
+        setattr(user, name, value)
+    db.session.commit()
+    return user
+
+
 @pytest.fixture
 def people(app) -> int:
-    """alice (who starts the task), bob and bounce, with two recent posts and one too old for a week's digest."""
+    """alice (an operator, who starts the task), bob and bounce, all confirmed, with two recent posts
+    and one too old for a week's digest."""
     with app.app_context():
-        alice, bob, _ = make_user("alice"), make_user("bob"), make_user("bounce")
+        alice, bob, _ = confirmed("alice", is_admin=True), confirmed("bob"), confirmed("bounce")
         now = utcnow()
         db.session.add_all(
             [

@@ -8,6 +8,7 @@ from app.api.auth import token_required
 from app.api.errors import error_response, handle_http_error, handle_redis_away
 from app.broker import AWAY
 from app.channel import end_session
+from app.confirmation import RESEND_INTERVAL, Requested, request_confirmation
 from app.extensions import broker, db
 from app.posts import PostInvalid, user_posts, write_post
 from app.ratelimits import login_limited, start_limited
@@ -18,6 +19,7 @@ from app.sansio.protocol import parse_last_seq
 from app.search import IndexMissing, search
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
+from app.tasks.errors import NotPermitted, OverLimit
 from app.tasks.launcher import (
     QUEUE_UNAVAILABLE,
     QueueUnavailable,
@@ -69,7 +71,25 @@ def create_user() -> Response | tuple[Response, int]:
         raise _BadRequest(str(exc)) from None
     except AccountTaken as exc:
         return error_response(409, str(exc))
+    # Queued or not, the account exists; POST /api/confirmation asks again.
+    request_confirmation(user)
     return jsonify(user.to_dict()), 201
+
+
+@bp.route("/confirmation", methods=["POST"])
+@token_required
+def resend_confirmation() -> tuple[Response, int] | Response:
+    """E-mail the caller a new link to confirm their address."""
+    if g.api_user.email_confirmed_at is not None:
+        return error_response(409, "your e-mail address is already confirmed")
+    outcome = request_confirmation(g.api_user)
+    if outcome is Requested.TOO_SOON:
+        response = error_response(429, f"a confirmation e-mail was sent less than {RESEND_INTERVAL} s ago")
+        response.headers["Retry-After"] = str(RESEND_INTERVAL)
+        return response
+    if outcome is Requested.UNAVAILABLE:
+        return error_response(503, QUEUE_UNAVAILABLE)
+    return jsonify({"confirmation_sent": True}), 202
 
 
 @bp.route("/tokens", methods=["POST"])
@@ -173,6 +193,10 @@ def create_task() -> tuple[Response, int] | Response:
         return error_response(400, f"unknown task type {name!r}")
     except ParamError as exc:
         return error_response(400, f"{exc.field} {exc.reason}")
+    except NotPermitted as exc:
+        return error_response(403, str(exc))
+    except OverLimit as exc:
+        return error_response(429, str(exc))
     except TooManyTasks as exc:
         return error_response(429, str(exc))
     except TaskLimit as exc:

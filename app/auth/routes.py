@@ -8,6 +8,13 @@ from werkzeug.wrappers import Response
 from app.accounts import AccountTaken, authenticate
 from app.accounts import register as register_account
 from app.auth.forms import TAKEN, ChangePasswordForm, LoginForm, LogoutForm, RegistrationForm
+from app.confirmation import (
+    RESEND_INTERVAL,
+    ConfirmationInvalid,
+    Requested,
+    confirm_address,
+    request_confirmation,
+)
 from app.logins import begin_login, end_login, end_other_credentials
 from app.ratelimits import login_limited
 
@@ -21,11 +28,12 @@ def register() -> Response | str:
     form = RegistrationForm()
     if form.validate_on_submit():
         try:
-            register_account(form.username.data, form.email.data, form.password.data)
+            user = register_account(form.username.data, form.email.data, form.password.data)
         except AccountTaken as exc:
             getattr(form, exc.field).errors.append(TAKEN[exc.field])
         else:
             flash("Welcome! You can log in now.")
+            flash(_CONFIRMATION_MESSAGES[request_confirmation(user)])
             return redirect(url_for("auth.login"))
     return render_template("auth/register.html", form=form)
 
@@ -76,6 +84,37 @@ def change_password() -> Response | str:
             flash("Password changed. Every other login and API token of yours has been signed out.")
             return redirect(url_for("main.index"))
     return render_template("auth/password.html", form=form)
+
+
+_CONFIRMATION_MESSAGES = {
+    Requested.QUEUED: "We sent you an e-mail with a link to confirm your address; no mail goes to it until you do.",
+    Requested.TOO_SOON: f"A confirmation e-mail was sent less than {RESEND_INTERVAL} seconds ago; "
+    "please wait for it, or ask again in a minute.",
+    Requested.UNAVAILABLE: "The confirmation e-mail could not be sent right now; "
+    "log in and ask for it again in a moment.",
+}
+
+
+@bp.route("/confirm/<token>")
+def confirm_email(token: str) -> Response:
+    try:
+        confirm_address(token)
+    except ConfirmationInvalid as exc:
+        flash(str(exc))
+    else:
+        flash("Your e-mail address is confirmed.")
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/confirm", methods=["POST"])
+@login_required
+def resend_confirmation() -> Response:
+    if LogoutForm().validate_on_submit():
+        if current_user.email_confirmed_at is not None:
+            flash("Your e-mail address is already confirmed.")
+        else:
+            flash(_CONFIRMATION_MESSAGES[request_confirmation(current_user)])
+    return redirect(url_for("main.index"))
 
 
 def _safe_next(target: str | None) -> str:

@@ -13,6 +13,7 @@ from app.responses import answer
 from app.sansio.params import ParamError
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
+from app.tasks.errors import NotPermitted, OverLimit
 from app.tasks.launcher import QUEUE_UNAVAILABLE, QueueUnavailable, TaskLimit, UnknownTaskType, start_task
 
 bp = Blueprint("main", __name__)
@@ -69,6 +70,10 @@ def create_task() -> Response | tuple[Response, int]:
         return answer(f"Unknown task type {name!r}.", 400)
     except ParamError as exc:
         return answer(f"{exc.field} {exc.reason}.", 400)
+    except NotPermitted as exc:
+        return answer(str(exc), 403)
+    except OverLimit as exc:
+        return answer(str(exc), 429)
     except TaskLimit as exc:
         return answer(str(exc), 409)
     except QueueUnavailable:

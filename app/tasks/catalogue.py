@@ -33,7 +33,10 @@ CATALOGUE: dict[str, TaskType] = {
         TaskType(
             name="send_batch_emails",
             title="E-mail a digest",
-            description="E-mails a digest of recent posts to the users you name (or to everyone).",
+            description=(
+                "E-mails a digest of recent posts to you; an operator may name other users "
+                "(or leave the names empty for every confirmed address)."
+            ),
             func=emails.send_batch_emails,
             params=(
                 Param("recipients", list, default=[], minimum=0, maximum=100, help="Usernames"),
@@ -42,6 +45,7 @@ CATALOGUE: dict[str, TaskType] = {
             timeout=15 * 60,
             # Retried only when the mail server cannot be reached at all.
             retry_intervals=(3, 15),
+            admit=emails.admit_digest,
         ),
         TaskType(
             name="compute_primes",

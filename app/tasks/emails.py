@@ -11,6 +11,11 @@ took the message, the next attempt does not send it again and lists the recipien
 duplicate instead. (Within one attempt, a connection lost during a message is reopened and
 the message sent again; a server that accepted it but hung up before answering gets it
 twice: SMTP cannot say.)
+
+Who may be mailed (app/sansio/mailing.py) is checked twice: when the task is started, and
+here again with the owner's rights at run time, so a stored or forged job cannot widen it.
+Only confirmed addresses get mail; a recipient whose address cannot be written into a
+header fails on its own, and the digest goes on to the others.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.mail import Mailer, MailServerUnavailable, MailSettings, build_message
-from app.models import Post, User, utcnow
-from app.tasks.errors import RetryableTaskError, TaskError
+from app.mail import BadAddress, Mailer, MailServerUnavailable, MailSettings, build_message
+from app.models import Post, Task, TaskItem, User, utcnow
+from app.sansio.mailing import MAIL_WINDOW, OTHERS_REFUSED, OVER_VOLUME, allowed_recipients, over_volume
+from app.tasks.errors import NotPermitted, OverLimit, RetryableTaskError, TaskError
 from app.tasks.ledger import DONE, REFUSED, STARTED, Ledger, Record
 
 if TYPE_CHECKING:
@@ -38,6 +44,10 @@ if TYPE_CHECKING:
 # A digest is a glance at what happened, not an archive.
 MAX_POSTS = 50
 UNKNOWN_USER = "no such user"
+NOT_CONFIRMED = (
+    "the address is not confirmed yet: nothing is sent to it until its owner follows the confirmation link"
+)
+BAD_ADDRESS = "the stored address is not a single valid e-mail address"
 UNCONFIRMED = (
     "not confirmed: the worker stopped while sending it, so it may or may not have arrived; "
     "not sent again to avoid a duplicate"
@@ -112,15 +122,46 @@ def build_digest(days: int) -> Digest:
     return Digest(f"Microblog digest: {len(entries)} new {noun}", entries, len(posts) > MAX_POSTS, days)
 
 
-def resolve_recipients(usernames: list[str]) -> tuple[list[Recipient], list[str]]:
-    """Whom to write to, in the order named (everyone when none are named), and the unknown names."""
-    query = select(User.username, User.email)
+def admit_digest(user: User, params: dict[str, Any]) -> None:
+    """The start-time check: who may be mailed, and how much this user had mailed lately."""
+    recipients = allowed_recipients(user.username, user.is_admin, params["recipients"])
+    if recipients is None:
+        raise NotPermitted(OTHERS_REFUSED)
+    if not user.is_admin and over_volume(mailed_recently(user.id), len(set(recipients))):
+        raise OverLimit(OVER_VOLUME)
+
+
+def mailed_recently(user_id: int) -> int:
+    """Messages the user's digests sent, or tried to, within the window: every recipient they claimed."""
+    since = utcnow() - timedelta(seconds=MAIL_WINDOW)
+    return db.session.scalar(
+        select(func.count())
+        .select_from(TaskItem)
+        .join(Task, Task.id == TaskItem.task_id)
+        .where(Task.user_id == user_id, Task.name == "send_batch_emails", TaskItem.updated_at >= since)
+    )
+
+
+def resolve_recipients(usernames: list[str]) -> tuple[list[Recipient], list[dict[str, str]]]:
+    """Whom to write to, in the order named (every confirmed user when none are named), and who fails at once.
+
+    ``usernames`` is what ``allowed_recipients`` permitted; failures are reported by username.
+    """
+    query = select(User.username, User.email, User.email_confirmed_at)
     if not usernames:
-        return [Recipient(*row) for row in db.session.execute(query.order_by(User.id))], []
-    found = {
-        row.username: Recipient(*row) for row in db.session.execute(query.where(User.username.in_(usernames)))
-    }
-    return [found[n] for n in usernames if n in found], [n for n in usernames if n not in found]
+        rows = db.session.execute(query.where(User.email_confirmed_at.is_not(None)).order_by(User.id))
+        return [Recipient(row.username, row.email) for row in rows], []
+    found = {row.username: row for row in db.session.execute(query.where(User.username.in_(usernames)))}
+    to, failed = [], []
+    for name in usernames:
+        row = found.get(name)
+        if row is None:
+            failed.append({"recipient": name, "error": UNKNOWN_USER})
+        elif row.email_confirmed_at is None:
+            failed.append({"recipient": name, "error": NOT_CONFIRMED})
+        else:
+            to.append(Recipient(row.username, row.email))
+    return to, failed
 
 
 def _refusal(exc: smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError) -> str:
@@ -143,9 +184,12 @@ def _earlier(record: Record) -> str | None:
 
 def send_batch_emails(ctx: TaskContext, recipients: list[str], days: int) -> dict[str, Any]:
     settings = MailSettings.from_config(current_app.config)
-    to, unknown = resolve_recipients(recipients)
+    owner = db.session.get(User, ctx.user_id)
+    permitted = None if owner is None else allowed_recipients(owner.username, owner.is_admin, recipients)
+    if permitted is None:
+        raise TaskError(OTHERS_REFUSED)
     # Failures are reported by username: the task's owner is not entitled to other users' addresses.
-    failed = [{"recipient": name, "error": UNKNOWN_USER} for name in unknown]
+    to, failed = resolve_recipients(permitted)
     digest = build_digest(days)
     total = len(to)
     ledger = Ledger(ctx.task.id, ctx.attempt)
@@ -175,7 +219,14 @@ def send_batch_emails(ctx: TaskContext, recipients: list[str], days: int) -> dic
         for i, recipient in enumerate(pending, start=done + 1):
             if ledger.claim(recipient.username):
                 try:
-                    mailer.send(digest.message(settings.sender, recipient))
+                    message = digest.message(settings.sender, recipient)
+                except BadAddress:
+                    ledger.finish(recipient.username, REFUSED, BAD_ADDRESS)
+                    failed.append({"recipient": recipient.username, "error": BAD_ADDRESS})
+                    ctx.report(i, total, f"Sent {i} of {total}")
+                    continue
+                try:
+                    mailer.send(message)
                 except smtplib.SMTPSenderRefused:
                     # Refused before the message was given: it certainly did not go.
                     ledger.release(recipient.username)

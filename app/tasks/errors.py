@@ -20,3 +20,11 @@ class AttemptAbandoned(Exception):
     retried or failed, or it was cancelled): the run stops without a word, since whoever
     moved the task on has already told its owner.
     """
+
+
+class NotPermitted(Exception):
+    """The user may not start this task with these parameters; the message says why (403)."""
+
+
+class OverLimit(Exception):
+    """Starting this task would exceed a per-user volume limit; the message says which (429)."""

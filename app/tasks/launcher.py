@@ -50,7 +50,8 @@ class TooManyTasks(TaskLimit):
 
 
 def start_task(user: User, name: str, raw_params: Any) -> Task:
-    """Raise ``UnknownTaskType``, ``ParamError``, ``QueueUnavailable`` or ``TaskLimit`` before anything is stored."""
+    """Raise ``UnknownTaskType``, ``ParamError``, ``QueueUnavailable``, ``TaskLimit``, ``NotPermitted``
+    or ``OverLimit`` before anything is stored."""
     task_type = CATALOGUE.get(name)
     if task_type is None:
         raise UnknownTaskType(name)
@@ -64,6 +65,8 @@ def start_task(user: User, name: str, raw_params: Any) -> Task:
     except RedisError as exc:
         raise QueueUnavailable(str(exc)) from exc
     _check_limits(user, name, task_type.concurrent_per_user)
+    if task_type.admit is not None:
+        task_type.admit(user, params)
     task = Task(
         id=str(uuid.uuid4()),
         name=name,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.sansio.params import Param
+
+if TYPE_CHECKING:
+    from app.models import User
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,9 @@ class TaskType:
     retry_intervals: tuple[int, ...] = ()
     # How many tasks of this type one user may have queued or running at once.
     concurrent_per_user: int = 1
+    # Whether this user may start it with these (validated) parameters: raises ``NotPermitted``
+    # or ``OverLimit``. Called inside the start's transaction, after the user's row is locked.
+    admit: Callable[[User, dict[str, Any]], None] | None = None
 
     @property
     def max_attempts(self) -> int:
