@@ -15,6 +15,10 @@ Limits (fixed windows of one minute; none is hit by a person typing):
   guess from many addresses; the account's owner waits at most a minute.
 - ``LOGINS_PER_ADDRESS``: attempts from one client address on each of the two endpoints. Stops one
   client guessing across many accounts; higher, for people behind one NAT.
+- ``REGISTRATIONS_PER_ADDRESS``: accounts created from one client address, on the form and
+  ``POST /api/users`` together, per hour. Each registration mails a confirmation link to the
+  address given, so without it one client could mail any inbox through us, and make accounts
+  faster than the per-user limits below could matter.
 - ``TASK_STARTS_PER_USER``: tasks one user starts, from the page and the API together (beside
   ``MAX_ACTIVE_TASKS_PER_USER``, which bounds how many run at once, not how fast they are started).
 
@@ -37,9 +41,11 @@ from app.sansio.identity import username_key
 
 LOGINS_PER_ACCOUNT = "10 per minute"
 LOGINS_PER_ADDRESS = "30 per minute"
+REGISTRATIONS_PER_ADDRESS = "20 per hour"
 TASK_STARTS_PER_USER = "20 per minute"
 
 TOO_MANY_LOGINS = "Too many login attempts; try again in a minute."
+TOO_MANY_REGISTRATIONS = "Too many accounts were created from your address; try again in an hour."
 TOO_MANY_STARTS = "You are starting tasks too fast; wait a minute and try again."
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,6 +101,17 @@ def login_limited(view: F) -> F:
         error_message=TOO_MANY_LOGINS,
     )
     return per_account(per_address(view))
+
+
+def register_limited(view: F) -> F:
+    """Limit account creation (its POSTs) per client address, shared by the form and the API."""
+    return limiter.shared_limit(
+        REGISTRATIONS_PER_ADDRESS,
+        scope="registrations",
+        key_func=lambda: _key("registrations", get_remote_address() or ""),
+        methods=["POST"],
+        error_message=TOO_MANY_REGISTRATIONS,
+    )(view)
 
 
 def start_limited(view: F) -> F:

@@ -9,11 +9,18 @@ from __future__ import annotations
 import base64
 
 import pytest
+from sqlalchemy import func, select
 from werkzeug.security import check_password_hash
 
 from app import blocking
 from app.extensions import db
-from app.ratelimits import LOGINS_PER_ACCOUNT, LOGINS_PER_ADDRESS, TASK_STARTS_PER_USER
+from app.models import User
+from app.ratelimits import (
+    LOGINS_PER_ACCOUNT,
+    LOGINS_PER_ADDRESS,
+    REGISTRATIONS_PER_ADDRESS,
+    TASK_STARTS_PER_USER,
+)
 from tests.conftest import AuthActions, csrf_token, make_user
 from tests.support import free_port
 
@@ -213,6 +220,45 @@ def test_behind_a_trusted_proxy_each_client_counts_apart(make_app):
 
 
 # Last in the file: the process's limiter counts in memory until it sees Redis again.
+def test_registrations_from_one_address_are_bounded_on_the_form_and_the_api_together(client, app):
+    # Each registration mails a link to the address given: unbounded, any inbox could be flooded.
+    count, _, period = REGISTRATIONS_PER_ADDRESS.partition(" per ")
+    assert period == "hour"
+    address = from_address("198.51.100.7")
+    for n in range(int(count)):
+        body = {"username": f"user{n}", "email": f"user{n}@example.com", "password": "correct horse"}
+        assert client.post("/api/users", json=body, environ_base=address).status_code == 201
+    response = client.post(
+        "/api/users",
+        json={"username": "one-more", "email": "victim@example.com", "password": "correct horse"},
+        environ_base=address,
+    )
+    assert response.status_code == 429
+    assert response.json == {
+        "error": "Too many accounts were created from your address; try again in an hour."
+    }
+    page = client.get("/auth/register").get_data(as_text=True)
+    response = client.post(
+        "/auth/register",
+        data={
+            "csrf_token": csrf_token(page),
+            "username": "form-one",
+            "email": "victim2@example.com",
+            "password": "correct horse",
+            "password2": "correct horse",
+        },
+        environ_base=address,
+    )
+    assert response.status_code == 429
+    assert b"Too many accounts were created from your address" in response.data
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == int(count)
+    # Another address is not held back.
+    other = {"username": "elsewhere", "email": "elsewhere@example.com", "password": "correct horse"}
+    assert client.post("/api/users", json=other, environ_base=from_address("198.51.100.8")).status_code == 201
+
+
+# Last in the file: the process's limiter counts in memory after it has seen Redis away.
 def test_logins_go_on_and_stay_limited_while_redis_is_away(make_app):
     app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
     with app.app_context():

@@ -11,7 +11,7 @@ from app.channel import end_session
 from app.confirmation import RESEND_INTERVAL, Requested, request_confirmation
 from app.extensions import broker, db
 from app.posts import PostInvalid, user_posts, write_post
-from app.ratelimits import login_limited, start_limited
+from app.ratelimits import login_limited, register_limited, start_limited
 from app.replay import catch_up
 from app.sansio.identity import IdentityError
 from app.sansio.params import Param, ParamError, validate
@@ -57,6 +57,7 @@ def _bad_request(exc: _BadRequest) -> Response:
 
 
 @bp.route("/users", methods=["POST"])
+@register_limited
 def create_user() -> Response | tuple[Response, int]:
     body = _json_body()
     fields = {}

@@ -16,12 +16,13 @@ from app.confirmation import (
     request_confirmation,
 )
 from app.logins import begin_login, end_login, end_other_credentials
-from app.ratelimits import login_limited
+from app.ratelimits import login_limited, register_limited
 
 bp = Blueprint("auth", __name__)
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@register_limited
 def register() -> Response | str:
     if current_user.is_authenticated:
         return redirect(url_for("main.index"))
@@ -39,8 +40,10 @@ def register() -> Response | str:
 
 
 @bp.errorhandler(RateLimitExceeded)
-def _too_many_logins(exc: RateLimitExceeded) -> tuple[str, int]:
+def _too_many(exc: RateLimitExceeded) -> tuple[str, int]:
     flash(exc.description)
+    if request.endpoint == "auth.register":
+        return render_template("auth/register.html", form=RegistrationForm()), 429
     return render_template("auth/login.html", form=LoginForm()), 429
 
 
