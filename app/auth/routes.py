@@ -1,5 +1,4 @@
 import secrets
-from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
@@ -10,6 +9,7 @@ from app.auth.forms import LoginForm, LogoutForm, RegistrationForm
 from app.channel import end_session
 from app.extensions import broker, db
 from app.models import User
+from app.sansio.inputs import safe_path
 from app.sockets import SESSION_AUTH_ID
 
 bp = Blueprint("auth", __name__)
@@ -61,6 +61,4 @@ def logout() -> Response:
 
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: an open redirect after login is a phishing aid.
-    if not target or urlsplit(target).netloc or urlsplit(target).scheme or not target.startswith("/"):
-        return url_for("main.index")
-    return target
+    return target if safe_path(target) else url_for("main.index")
