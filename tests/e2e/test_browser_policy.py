@@ -3,6 +3,11 @@ violation reported, and no other site can frame a page to click "Start" through 
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from playwright.sync_api import expect
 
@@ -22,8 +27,6 @@ document.addEventListener('securitypolicyviolation', function (e) {
   window.__violations.push(e.violatedDirective + ' ' + e.blockedURI);
 });
 """
-# Same site as the app (another port of its host: cookies are sent), another origin.
-ATTACKER = "http://127.0.0.1:9/prize"
 
 
 def test_the_live_bar_works_with_no_policy_violation(live_stack, new_context):
@@ -41,21 +44,43 @@ def test_the_live_bar_works_with_no_policy_violation(live_stack, new_context):
     assert [m for m in console if "Content Security Policy" in m] == []
 
 
+@contextmanager
+def attacker_site(html: str) -> Iterator[str]:
+    """Another origin of the same site (the app's host, another port): the browser sends it cookies."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/prize"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def test_no_other_page_can_frame_the_task_page(live_stack, new_context):
     context = new_context()
     base = live_stack.base_url
     signed_in_page(context, base, "mallory", new_user=True)
     attack = context.new_page()
-    attack.route(
-        ATTACKER,
-        lambda route: route.fulfill(
-            content_type="text/html",
-            body=f'<h1>Win a prize</h1><iframe src="{base}/" onload="document.title = \'framed\'"></iframe>',
-        ),
-    )
-    attack.goto(ATTACKER)
-    # The frame has finished loading whatever the browser let into it.
-    expect(attack).to_have_title("framed", timeout=DEADLINE_MS)
-    expect(attack.frame_locator("iframe").get_by_role("button", name="Start")).to_have_count(0)
-    assert len(attack.frames) == 2
-    assert not attack.frames[1].url.startswith(base), attack.frames[1].url
+    html = f'<h1>Win a prize</h1><iframe src="{base}/" onload="document.title = \'framed\'"></iframe>'
+    with attacker_site(html) as url:
+        attack.goto(url)
+        # The frame has finished loading whatever the browser let into it.
+        expect(attack).to_have_title("framed", timeout=DEADLINE_MS)
+        expect(attack.frame_locator("iframe").get_by_role("button", name="Start")).to_have_count(0)
+        assert len(attack.frames) == 2
+        assert not attack.frames[1].url.startswith(base), attack.frames[1].url
