@@ -45,8 +45,8 @@ def test_every_api_route_is_documented_and_nothing_else(app):
 
 def test_the_document_is_valid_openapi():
     Draft202012Validator(OPENAPI_31).validate(DOCUMENT)
-    for name, schema in DOCUMENT["components"]["schemas"].items():
-        Draft202012Validator.check_schema(schema), name
+    for schema in DOCUMENT["components"]["schemas"].values():
+        Draft202012Validator.check_schema(schema)
 
 
 def test_the_document_is_served(client):
