@@ -172,7 +172,11 @@ PATHS: dict[str, Any] = {
     "/tokens": {
         "post": _operation(
             "Exchange a username and password (HTTP Basic) for a bearer token",
-            {"201": _json(_ref("Token"), "A new token"), "401": _error("Wrong or missing credentials")},
+            {
+                "201": _json(_ref("Token"), "A new token"),
+                "401": _error("Wrong or missing credentials"),
+                "429": _error("Too many attempts for this account or from this address; retry later"),
+            },
             security=[{"basic": []}],
         ),
         "delete": _operation(
