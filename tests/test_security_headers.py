@@ -56,7 +56,9 @@ def test_a_hostile_host_header_adds_nothing_to_the_policy(client):
     assert policy["connect-src"] == "'self'"
 
 
-INLINE = re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")|\sstyle=|<style|\son[a-z]+=", re.I)
+INLINE = re.compile(
+    r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")|\sstyle=|<style|\son[a-z]+=", re.I
+)
 
 
 def test_no_page_has_inline_script_style_or_handler(client, auth, app):
