@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
+from app import input_guard, security_headers
 from app.admin import bp as admin_bp
 from app.api import bp as api_bp
 from app.auth import bp as auth_bp
@@ -39,6 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         instance_path=str(settings.BASE_DIR / "instance"),
     )
     app.config.from_mapping(settings.from_env() if config is None else config)
+    register_request_defences(app)
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -46,6 +48,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_background_services(app)
     register_commands(app)
     return app
+
+
+def register_request_defences(app: Flask) -> None:
+    input_guard.init_app(app)
+    security_headers.init_app(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -143,8 +143,12 @@ def hashes(monkeypatch) -> list[str]:
 def test_an_unknown_name_costs_the_same_hash_as_a_wrong_password(client, alice, hashes, app, login):
     login(client, "alice", "wrong horse")
     login(client, "nobody", "wrong horse")
-    login(client, "b\x00ob", "wrong horse")
+    # A name no account can have (a zero-width space) is looked for and hashed like any other.
+    login(client, "b\u200bob", "wrong horse")
     assert len(hashes) == 3, "each attempt checks one password hash"
+    # NUL is refused at the door for every name alike, before any look-up: it tells nothing either.
+    assert login(client, "b\x00ob", "wrong horse").status_code == 400
+    assert len(hashes) == 3
     with app.app_context():
         from app.models import User
 

@@ -6,6 +6,7 @@ from werkzeug.exceptions import HTTPException
 from app.accounts import AccountTaken, authenticate, register
 from app.api.auth import token_required
 from app.api.errors import error_response, handle_http_error, handle_redis_away
+from app.api.openapi import DOCUMENT
 from app.broker import AWAY
 from app.channel import end_session
 from app.confirmation import RESEND_INTERVAL, Requested, request_confirmation
@@ -54,6 +55,12 @@ def _json_body() -> dict[str, Any]:
 @bp.errorhandler(_BadRequest)
 def _bad_request(exc: _BadRequest) -> Response:
     return error_response(400, str(exc))
+
+
+@bp.route("/openapi.json", methods=["GET"])
+def openapi_document() -> Response:
+    """This API as an OpenAPI 3.1 document (app/api/openapi.py)."""
+    return jsonify(DOCUMENT)
 
 
 @bp.route("/users", methods=["POST"])

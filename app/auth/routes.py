@@ -1,5 +1,3 @@
-from urllib.parse import urlsplit
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_required, logout_user
@@ -17,6 +15,7 @@ from app.confirmation import (
 )
 from app.logins import begin_login, end_login, end_other_credentials
 from app.ratelimits import login_limited, register_limited
+from app.sansio.inputs import safe_path
 
 bp = Blueprint("auth", __name__)
 
@@ -122,6 +121,4 @@ def resend_confirmation() -> Response:
 
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: an open redirect after login is a phishing aid.
-    if not target or urlsplit(target).netloc or urlsplit(target).scheme or not target.startswith("/"):
-        return url_for("main.index")
-    return target
+    return target if safe_path(target) else url_for("main.index")

@@ -3,6 +3,9 @@
 //   <script src="/static/js/progress.js"></script>
 //   TaskProgress.mount(listElement, {initial: [...events], cancelUrl: fn(id), resultUrl: fn(id)})
 // The operator's page listens to `admin_task` instead ({event: 'admin_task', retryUrl: fn(id)}).
+// A page's list mounts itself from its data attributes (the pages' policy allows no inline
+// script): <ul data-task-list data-event="…" data-cancel-url="/…/__ID__/cancel" …>, with the
+// initial events in <script type="application/json" id="initial-tasks">.
 // Protocol: docs/protocol.md. The server pushes `task_progress` events to the logged-in user;
 // every reconnect (with backoff) resumes from the last seq received without a gap, so nothing
 // is lost while the connection was down, and nothing is shown twice.
@@ -218,5 +221,24 @@
     return socket;
   }
 
+  function urlFor(template) {
+    if (!template) return undefined;
+    return function (id) { return template.replace('__ID__', encodeURIComponent(id)); };
+  }
+
+  function mountPage(doc) {
+    var list = doc.querySelector('[data-task-list]');
+    if (!list) return null;
+    var initial = doc.getElementById('initial-tasks');
+    return mount(list, {
+      initial: initial ? JSON.parse(initial.textContent) : [],
+      event: list.dataset.event,
+      cancelUrl: urlFor(list.dataset.cancelUrl),
+      resultUrl: urlFor(list.dataset.resultUrl),
+      retryUrl: urlFor(list.dataset.retryUrl)
+    });
+  }
+
   global.TaskProgress = { mount: mount, Watermark: Watermark };
+  mountPage(global.document);
 })(window);
