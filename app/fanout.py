@@ -54,7 +54,7 @@ class Fanout:
         if admins:
             self._socketio.emit(ADMIN_TASK, {**message.data(), "user_id": message.user_id}, to=admins)
         for socket in stalled:
-            _abort(socket)
+            abort(socket, "client not reading")
 
     def _may_send(self, sid: str, volatile: bool, stalled: list[Any]) -> bool:
         """Whether the socket takes this packet; a socket found stalled is added to ``stalled``.
@@ -63,8 +63,7 @@ class Fanout:
         """
         if not (self._max_backlog or self._stalls):
             return True
-        server = self._socketio.server
-        socket = server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
+        socket = engineio_socket(self._socketio, sid)
         if socket is None:
             return True
         backlog = socket.queue.qsize()
@@ -77,14 +76,38 @@ class Fanout:
             return False
         return not (volatile and self._max_backlog)
 
+    def replay(self, sid: str, events: list[tuple[str, Any]], *, skip: frozenset[int] = frozenset()) -> int:
+        """Send a replay's events to a replaying connection under the rules of live stored events;
+        how many were sent. A client found stalled is closed and the rest not sent. ``skip``: the
+        seqs it already holds."""
+        stalled: list[Any] = []
+        sent = 0
+        with self._lock:
+            for name, data in events:
+                if name == TASK_PROGRESS and data.get("seq") in skip:
+                    continue
+                if not self._may_send(sid, False, stalled):
+                    break
+                self._socketio.emit(name, data, to=sid)
+                sent += 1
+        for socket in stalled:
+            abort(socket, "client not reading")
+        return sent
+
+    def backlogged(self, sid: str) -> bool:
+        """Whether the client has more packets waiting than ``max_backlog``: it is not reading."""
+        socket = engineio_socket(self._socketio, sid)
+        return bool(self._max_backlog and socket is not None and socket.queue.qsize() > self._max_backlog)
+
     def connected(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
         """A new connection starts out replaying: its live events wait until ``go_live``."""
         with self._lock:
             self._registry.add(sid, user_id, auth_id, admin=admin)
 
-    def begin_replay(self, sid: str) -> None:
+    def begin_replay(self, sid: str) -> bool:
+        """False if the connection is already replaying (a resume, or the backfill)."""
         with self._lock:
-            self._registry.begin_replay(sid)
+            return self._registry.begin_replay(sid)
 
     def go_live(self, sid: str, floor: int) -> None:
         """Send what arrived during the replay and is newer than ``floor``; live from now on."""
@@ -127,8 +150,14 @@ def _head(queue: Any) -> object:
     return queue.queue[0] if queue.queue else None
 
 
-def _abort(socket: Any) -> None:
-    """Close an Engine.IO socket whose client stopped reading, and free what is queued for it.
+def engineio_socket(socketio: SocketIO, sid: str) -> Any:
+    """The Engine.IO socket under a Socket.IO connection, or None once it is gone."""
+    server = socketio.server
+    return server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
+
+
+def abort(socket: Any, why: str) -> None:
+    """Close an Engine.IO socket now, dropping what is queued for it, and free its place.
 
     Engine.IO's own disconnect waits for the queue to drain, which a stalled client never
     lets happen. The disconnect handlers run now; the writer, blocked on the client, exits
@@ -136,7 +165,7 @@ def _abort(socket: Any) -> None:
     """
     if socket.closed:
         return
-    log.warning("closing socket %s: client not reading, %d packets waiting", socket.sid, socket.queue.qsize())
+    log.warning("closing socket %s: %s, %d packets waiting", socket.sid, why, socket.queue.qsize())
     socket.close(wait=False, abort=True)
     empty = socket.server.get_queue_empty_exception()
     while True:
