@@ -66,7 +66,12 @@ def warm_up() -> None:
     scratch = f"warm-up-{uuid.uuid4().hex}"
     try:
         # "!" matches no password: the row could never be logged into, even if it were kept.
-        row = insert(users).values(username=scratch, email=f"{scratch}@invalid", password_hash="!")  # noqa: S106
+        row = insert(users).values(
+            username=scratch,
+            username_key=scratch,
+            email=f"{scratch}@invalid",
+            password_hash="!",  # noqa: S106
+        )
         user_id = db.session.execute(row).inserted_primary_key[0]
         db.session.execute(NEXT_SEQ, {"b_user_id": user_id})
         db.session.execute(
