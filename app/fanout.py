@@ -94,10 +94,15 @@ class Fanout:
             abort(socket, "client not reading")
         return sent
 
-    def backlogged(self, sid: str) -> bool:
-        """Whether the client has more packets waiting than ``max_backlog``: it is not reading."""
-        socket = engineio_socket(self._socketio, sid)
-        return bool(self._max_backlog and socket is not None and socket.queue.qsize() > self._max_backlog)
+    def may_replay(self, sid: str) -> bool:
+        """Whether a replay the client asked for may be queued: like a tick, not while more than
+        ``max_backlog`` packets wait for it; a client found stalled is closed."""
+        stalled: list[Any] = []
+        with self._lock:
+            ok = self._may_send(sid, True, stalled)
+        for socket in stalled:
+            abort(socket, "client not reading")
+        return ok and not stalled
 
     def connected(self, sid: str, user_id: int, auth_id: str, *, admin: bool = False) -> None:
         """A new connection starts out replaying: its live events wait until ``go_live``."""

@@ -83,7 +83,7 @@ def on_resume(data: Any = None) -> None:
     refused = None
     if not current_app.extensions["socket_guard"].may_resume(sid):
         refused = f"too many resumes: at most one every {RESUME_INTERVAL:g} s"
-    elif _fanout().backlogged(sid):
+    elif not _fanout().may_replay(sid):
         # What is queued for it has not been read: a replay would only pile up more.
         refused = "events are waiting to be read"
     elif not _fanout().begin_replay(sid):
