@@ -25,6 +25,7 @@ pinned in requirements.txt, and the end-to-end tests run every connection throug
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -115,6 +116,7 @@ class LeanSocket(engineio.socket.Socket):
         self._stop_listening()
         if ws is not None:
             LeanSocket.open_count -= 1
+            _discard_input(ws.socket)
             ws.close()
 
     def _websocket_handler(self, ws: Any) -> list[Any]:
@@ -263,6 +265,23 @@ def _wait(ws: Any, limit: int) -> Any:
     if data and len(data) > limit:
         raise ValueError("packet is too large")
     return data
+
+
+def _discard_input(sock: Any) -> None:
+    """Drop what the client sent that nobody will read: closing over unread input resets the
+    connection, and the client's kernel then discards what it had not yet read (the reason
+    for the close, the close itself). Bounded: a client that keeps sending gets its reset."""
+    timeout = sock.gettimeout()
+    try:
+        sock.settimeout(0)
+        for _ in range(16):
+            if not sock.recv(65536):
+                break
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
 
 
 def _nothing(*_args: object) -> None:
