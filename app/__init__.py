@@ -27,6 +27,7 @@ from app.fanout import Fanout, SocketExpiry
 from app.logins import load_user
 from app.main import bp as main_bp
 from app.ratelimits import init_limiter
+from app.sansio.guard import MAX_MESSAGE_BYTES
 from app.sansio.packet import Packet
 from app.search_views import bp as search_bp
 from app.sockets import register_socket_handlers
@@ -77,6 +78,7 @@ def register_extensions(app: Flask) -> None:
         serializer=Packet,
         ping_interval=app.config["PING_INTERVAL"],
         ping_timeout=app.config["PING_TIMEOUT"],
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
     )
     app.wsgi_app = _without_websocket_extensions(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["TRUSTED_PROXIES"]:

@@ -28,7 +28,6 @@ from app.extensions import db
 from app.fanout import Fanout
 from app.models import User
 from app.replay import catch_up
-from app.sansio.protocol import TASK_PROGRESS
 from app.service import BackgroundService
 
 log = logging.getLogger(__name__)
@@ -104,12 +103,8 @@ class Backfill(BackgroundService):
             except SQLAlchemyError:
                 self._fanout.go_live(sid, held.floor)
                 raise
-            sent = 0
-            for name, data in result.events:
-                if name == TASK_PROGRESS and data.get("seq") in held.ahead:
-                    continue  # it arrived live, out of order, before the gap was filled
-                self._socketio.emit(name, data, to=sid)
-                sent += 1
+            # What it holds above the gap arrived live, out of order, before the gap was filled.
+            sent = self._fanout.replay(sid, result.events, skip=held.ahead)
             self._fanout.go_live(sid, result.floor)
             log.info(
                 "backfilled %d events to socket %s of user %s (it held up to seq %s)",

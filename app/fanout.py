@@ -56,7 +56,7 @@ class Fanout:
         if admins:
             self._socketio.emit(ADMIN_TASK, {**message.data(), "user_id": message.user_id}, to=admins)
         for socket in stalled:
-            _abort(socket)
+            abort(socket, "client not reading")
 
     def _may_send(self, sid: str, volatile: bool, stalled: list[Any]) -> bool:
         """Whether the socket takes this packet; a socket found stalled is added to ``stalled``.
@@ -65,8 +65,7 @@ class Fanout:
         """
         if not (self._max_backlog or self._stalls):
             return True
-        server = self._socketio.server
-        socket = server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
+        socket = engineio_socket(self._socketio, sid)
         if socket is None:
             return True
         backlog = socket.queue.qsize()
@@ -78,6 +77,34 @@ class Fanout:
             stalled.append(socket)
             return False
         return not (volatile and self._max_backlog)
+
+    def replay(self, sid: str, events: list[tuple[str, Any]], *, skip: frozenset[int] = frozenset()) -> int:
+        """Send a replay's events to a replaying connection under the rules of live stored events;
+        how many were sent. A client found stalled is closed and the rest not sent. ``skip``: the
+        seqs it already holds."""
+        stalled: list[Any] = []
+        sent = 0
+        with self._lock:
+            for name, data in events:
+                if name == TASK_PROGRESS and data.get("seq") in skip:
+                    continue
+                if not self._may_send(sid, False, stalled):
+                    break
+                self._socketio.emit(name, data, to=sid)
+                sent += 1
+        for socket in stalled:
+            abort(socket, "client not reading")
+        return sent
+
+    def may_replay(self, sid: str) -> bool:
+        """Whether a replay the client asked for may be queued: like a tick, not while more than
+        ``max_backlog`` packets wait for it; a client found stalled is closed."""
+        stalled: list[Any] = []
+        with self._lock:
+            ok = self._may_send(sid, True, stalled)
+        for socket in stalled:
+            abort(socket, "client not reading")
+        return ok and not stalled
 
     def connected(
         self, sid: str, user_id: int, auth_id: str, *, admin: bool = False, expires_at: float | None = None
@@ -95,9 +122,10 @@ class Fanout:
             sids = self._registry.expired(now)
         self._end(sids, EXPIRED)
 
-    def begin_replay(self, sid: str) -> None:
+    def begin_replay(self, sid: str) -> bool:
+        """False if the connection is already replaying (a resume, or the backfill)."""
         with self._lock:
-            self._registry.begin_replay(sid)
+            return self._registry.begin_replay(sid)
 
     def go_live(self, sid: str, floor: int) -> None:
         """Send what arrived during the replay and is newer than ``floor``; live from now on."""
@@ -162,8 +190,14 @@ def _head(queue: Any) -> object:
     return queue.queue[0] if queue.queue else None
 
 
-def _abort(socket: Any) -> None:
-    """Close an Engine.IO socket whose client stopped reading, and free what is queued for it.
+def engineio_socket(socketio: SocketIO, sid: str) -> Any:
+    """The Engine.IO socket under a Socket.IO connection, or None once it is gone."""
+    server = socketio.server
+    return server.eio.sockets.get(server.manager.eio_sid_from_sid(sid, NAMESPACE))
+
+
+def abort(socket: Any, why: str) -> None:
+    """Close an Engine.IO socket now, dropping what is queued for it, and free its place.
 
     Engine.IO's own disconnect waits for the queue to drain, which a stalled client never
     lets happen. The disconnect handlers run now; the writer, blocked on the client, exits
@@ -171,7 +205,7 @@ def _abort(socket: Any) -> None:
     """
     if socket.closed:
         return
-    log.warning("closing socket %s: client not reading, %d packets waiting", socket.sid, socket.queue.qsize())
+    log.warning("closing socket %s: %s, %d packets waiting", socket.sid, why, socket.queue.qsize())
     socket.close(wait=False, abort=True)
     empty = socket.server.get_queue_empty_exception()
     while True:

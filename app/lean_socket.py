@@ -25,6 +25,7 @@ pinned in requirements.txt, and the end-to-end tests run every connection throug
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -33,11 +34,13 @@ from typing import Any
 
 import engineio.socket
 import eventlet.wsgi
-from engineio import exceptions, packet
+from engineio import exceptions, packet, payload
 from eventlet import hubs, queue, spawn
 from eventlet.greenthread import GreenThread
 
+from app.fanout import abort
 from app.http_timeouts import TimedHeads
+from app.sansio.guard import Malformed, engineio_packet
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ log = logging.getLogger(__name__)
 # what takes the connection over once its request has ended.
 HAND_OVER = "lean_socket.hand_over"
 TRY_AGAIN_LATER = 1013  # the WebSocket close code (RFC 6455's registry)
+_RECORD_SEPARATOR = "\x1e"  # between the packets of one long-polling request (Engine.IO v4)
 
 
 class _Outbox(queue.Queue):
@@ -112,6 +116,7 @@ class LeanSocket(engineio.socket.Socket):
         self._stop_listening()
         if ws is not None:
             LeanSocket.open_count -= 1
+            _discard_input(ws.socket)
             ws.close()
 
     def _websocket_handler(self, ws: Any) -> list[Any]:
@@ -195,12 +200,33 @@ class LeanSocket(engineio.socket.Socket):
         if data is None:  # closed by the client
             return False
         try:
-            self.receive(packet.Packet(encoded_packet=data))
-        except exceptions.UnknownPacketError:
-            pass
+            self.receive(engineio_packet(data))
+        except (Malformed, exceptions.UnknownPacketError) as exc:
+            # Nothing a client of this protocol sends: the socket and its place go now.
+            log.info("%s: malformed frame (%s), closing", self.sid, exc)
+            abort(self, "malformed frame")
+            return False
         except exceptions.SocketIsClosedError:
             return False
         return not self.closed
+
+    def handle_post_request(self, environ: dict[str, Any]) -> None:
+        """A long-polling client's packets, decoded as strictly as a WebSocket's frames."""
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > self.server.max_http_buffer_size:
+            raise exceptions.ContentTooLongError()
+        try:
+            body = environ["wsgi.input"].read(length).decode("utf-8")
+            packets = [engineio_packet(p) for p in body.split(_RECORD_SEPARATOR)] if body else []
+            if len(packets) > payload.Payload.max_decode_packets:
+                raise Malformed("too many packets in one request")
+            for pkt in packets:
+                self.receive(pkt)
+        except (Malformed, UnicodeDecodeError, exceptions.UnknownPacketError) as exc:
+            log.info("%s: malformed request (%s), closing", self.sid, exc)
+            abort(self, "malformed request")
+            # Engine.IO answers it with 400.
+            raise exceptions.EngineIOError() from None
 
     def _end(self) -> None:
         self.queue.put(None)  # the writer closes the connection
@@ -208,14 +234,22 @@ class LeanSocket(engineio.socket.Socket):
 
     def _upgrade(self, ws: Any) -> bool:
         self.upgrading = True  # hold packet sends during the upgrade
-        pkt = packet.Packet(encoded_packet=_wait(ws, self.server.max_http_buffer_size))
+        try:
+            return self._upgrade_handshake(ws)
+        except Malformed as exc:
+            log.info("%s: failed websocket upgrade, %s", self.sid, exc)
+            self.upgrading = False
+            return False
+
+    def _upgrade_handshake(self, ws: Any) -> bool:
+        pkt = engineio_packet(_wait(ws, self.server.max_http_buffer_size))
         if pkt.packet_type != packet.PING or pkt.data != "probe":
             log.info("%s: failed websocket upgrade, no PING packet", self.sid)
             self.upgrading = False
             return False
         ws.send(packet.Packet(packet.PONG, data="probe").encode())
         self.queue.put(packet.Packet(packet.NOOP))  # ends the pending long-poll
-        pkt = packet.Packet(encoded_packet=_wait(ws, self.server.max_http_buffer_size))
+        pkt = engineio_packet(_wait(ws, self.server.max_http_buffer_size))
         if pkt.packet_type != packet.UPGRADE:
             log.info("%s: failed websocket upgrade, expected UPGRADE packet", self.sid)
             self.upgraded = False
@@ -231,6 +265,23 @@ def _wait(ws: Any, limit: int) -> Any:
     if data and len(data) > limit:
         raise ValueError("packet is too large")
     return data
+
+
+def _discard_input(sock: Any) -> None:
+    """Drop what the client sent that nobody will read: closing over unread input resets the
+    connection, and the client's kernel then discards what it had not yet read (the reason
+    for the close, the close itself). Bounded: a client that keeps sending gets its reset."""
+    timeout = sock.gettimeout()
+    try:
+        sock.settimeout(0)
+        for _ in range(16):
+            if not sock.recv(65536):
+                break
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
 
 
 def _nothing(*_args: object) -> None:

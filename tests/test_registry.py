@@ -146,3 +146,19 @@ def test_expiries_of_closed_connections_do_not_pile_up():
         registry.remove(f"s{n}")
     assert len(registry._expiries) < 100
     assert registry.expired(2e12) == ["kept"]
+
+
+def test_a_resume_does_not_start_while_another_replay_or_a_backfill_runs():
+    registry = Registry()
+    registry.add("a", 1, "tok")
+    # Its connect's replay is still being sent.
+    assert not registry.begin_replay("a")
+    registry.end_replay("a", floor=2)
+    assert registry.begin_replay("a")
+    assert not registry.begin_replay("a"), "two resumes at once"
+    registry.route(event(3))
+    assert [e.seq for e in registry.end_replay("a", floor=2)] == [3]
+    assert registry.begin_backfill("a") is not None
+    assert not registry.begin_replay("a"), "a resume during the backfill's replay"
+    registry.end_replay("a", floor=3)
+    assert not registry.begin_replay("gone")

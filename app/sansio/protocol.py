@@ -18,6 +18,7 @@ RESYNC = "resync"
 SESSION_ENDED = "session_ended"
 PROTOCOL_ERROR = "protocol_error"
 ADMIN_TASK = "admin_task"
+CLOSING = "closing"
 # Client -> server events.
 RESUME = "resume"
 
@@ -27,11 +28,15 @@ LOGGED_OUT = "logged_out"
 PASSWORD_CHANGED = "password_changed"  # noqa: S105 -- a reason, not a secret
 EXPIRED = "expired"
 
+# Why the server closes a connection (``closing``'s reason).
+TOO_MANY_EVENTS = "too_many_events"
+
 # The messages of refused connections (``connect_error`` data is ``{"message": ...}``).
 REFUSALS: dict[str, str] = {
     "authentication required": "no login session and no valid token (missing, unknown, expired or revoked)",
     "invalid last_seq": "`last_seq` is present but not an integer >= 0",
     "progress channel unavailable": "the server cannot reach Redis; try again later",
+    "too many resumes": "this Engine.IO connection connected again with `last_seq` too soon (see Limits)",
 }
 
 _SEQ = {"type": "integer", "minimum": 0}
@@ -125,8 +130,16 @@ SERVER_EVENTS: dict[str, dict[str, Any]] = {
             "user_id": {"type": "integer", "description": "the task's owner"},
         },
     },
+    CLOSING: {
+        "description": "The client broke a limit (see Limits); the server closes the connection right after.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason"],
+        "properties": {"reason": {"enum": [TOO_MANY_EVENTS], "description": "which limit"}},
+    },
     PROTOCOL_ERROR: {
-        "description": "A client event was malformed; the connection stays open.",
+        "description": "A client event was refused (malformed, or over a limit) and ignored; "
+        "the connection stays open.",
         "type": "object",
         "additionalProperties": False,
         "required": ["event", "error"],

@@ -106,8 +106,15 @@ class Registry:
             if not sids:
                 del self._by_user[connection.user_id]
 
-    def begin_replay(self, sid: str) -> None:
-        self._connections[sid].buffer = []
+    def begin_replay(self, sid: str) -> bool:
+        """Start a resume's replay; False if the connection is gone or replaying already (its
+        connect's, an earlier resume's, or a backfill's): two replays at once would each send
+        the events of the other."""
+        connection = self._connections.get(sid)
+        if connection is None or connection.buffer is not None:
+            return False
+        connection.buffer = []
+        return True
 
     def route(self, message: Incoming) -> list[str]:
         """The user's live connections that need this event now; replaying ones keep it for later."""
