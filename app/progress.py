@@ -23,6 +23,7 @@ from app.extensions import broker, db
 from app.models import NEXT_SEQ, Notification, Task, User, next_seq, utcnow
 from app.sansio.estimate import rate_and_eta
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, percent
+from app.sansio.identity import username_key
 from app.sansio.status import TRANSITIONS, TaskStatus
 
 # Built once: a statement built per call costs more than executing it. Its WHERE makes the
@@ -66,7 +67,12 @@ def warm_up() -> None:
     scratch = f"warm-up-{uuid.uuid4().hex}"
     try:
         # "!" matches no password: the row could never be logged into, even if it were kept.
-        row = insert(users).values(username=scratch, email=f"{scratch}@invalid", password_hash="!")  # noqa: S106
+        row = insert(users).values(
+            username=scratch,
+            username_key=username_key(scratch),
+            email=f"{scratch}@invalid",
+            password_hash="!",  # noqa: S106
+        )
         user_id = db.session.execute(row).inserted_primary_key[0]
         db.session.execute(NEXT_SEQ, {"b_user_id": user_id})
         db.session.execute(
