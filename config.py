@@ -134,7 +134,6 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
         "REDIS_URL": environ.get("REDIS_URL", "redis://localhost:6379/0"),
         "TASK_QUEUE": environ.get("TASK_QUEUE", "microblog-tasks"),
-        "PROGRESS_CHANNEL": environ.get("PROGRESS_CHANNEL", "microblog:progress"),
         "ASYNC_MODE": async_mode(environ),
         "TOKEN_TTL": _int(environ, "TOKEN_TTL", 24 * 3600, minimum=1),
         # Events are kept this long for clients that reconnect and resume (seconds).

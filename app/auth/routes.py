@@ -1,7 +1,7 @@
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -55,7 +55,7 @@ def logout() -> Response:
         user_id = current_user.id
         logout_user()
         if auth_id is not None:
-            end_session(broker.redis, current_app.config["PROGRESS_CHANNEL"], user_id, auth_id, "logged_out")
+            end_session(broker.redis, broker.keys.channel, user_id, auth_id, "logged_out")
     return redirect(url_for("main.index"))
 
 

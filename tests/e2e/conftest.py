@@ -107,7 +107,6 @@ def live_stack(
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "TASK_QUEUE": unique,
-        "PROGRESS_CHANNEL": unique,
         "SECRET_KEY": "e2e-" + unique,
         "PYTHONUNBUFFERED": "1",
         "FLASK_APP": "app",
