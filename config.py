@@ -13,6 +13,8 @@ from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 -- refused in production
+# A production SECRET_KEY shorter than this refuses to start (secrets.token_hex(32) gives 64).
+MIN_SECRET_KEY_BYTES = 32
 ASYNC_MODES = ("eventlet", "gevent", "threading")
 ENVIRONMENTS = ("development", "production")
 
@@ -111,17 +113,27 @@ def engine_options(url: str) -> dict[str, Any]:
     }
 
 
+def _check_secret_key(secret_key: str) -> None:
+    # Sessions and CSRF tokens are HMACs under this key: a short or known one can be guessed
+    # offline from a single cookie, and then every session forged.
+    how = 'make one with: python -c "import secrets; print(secrets.token_hex(32))"'
+    if secret_key in ("", DEV_SECRET_KEY):
+        raise ConfigError(f"SECRET_KEY must be set to a long random value in production; {how}")
+    if len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise ConfigError(
+            f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes in production, "
+            f"got {len(secret_key.encode())}; {how}"
+        )
+
+
 def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     env = environ.get("APP_ENV", "development")
     if env not in ENVIRONMENTS:
         raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
 
     secret_key = environ.get("SECRET_KEY", "")
-    if env == "production" and secret_key in ("", DEV_SECRET_KEY):
-        raise ConfigError(
-            "SECRET_KEY must be set to a long random value in production "
-            '(python -c "import secrets; print(secrets.token_hex(32))")'
-        )
+    if env == "production":
+        _check_secret_key(secret_key)
 
     return {
         "APP_ENV": env,
@@ -136,7 +148,6 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(url),
         "REDIS_URL": environ.get("REDIS_URL", "redis://localhost:6379/0"),
         "TASK_QUEUE": environ.get("TASK_QUEUE", "microblog-tasks"),
-        "PROGRESS_CHANNEL": environ.get("PROGRESS_CHANNEL", "microblog:progress"),
         "ASYNC_MODE": async_mode(environ),
         "TOKEN_TTL": _int(environ, "TOKEN_TTL", 24 * 3600, minimum=1),
         # Events are kept this long for clients that reconnect and resume (seconds).

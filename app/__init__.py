@@ -108,7 +108,7 @@ def register_background_services(app: Flask) -> None:
     backfill = app.extensions["backfill"] = Backfill(app, socketio, fanout)
     subscription = connect(app.config["REDIS_URL"], health_check_interval=30, protocol=2)
     app.extensions["progress_subscriber"] = Subscriber(
-        socketio, subscription, app.config["PROGRESS_CHANNEL"], fanout.deliver, backfill.resubscribed
+        socketio, subscription, app.extensions["broker"].keys.channel, fanout.deliver, backfill.resubscribed
     )
     app.extensions["watchdog"] = Watchdog(app, socketio)
     app.extensions["socket_expiry"] = SocketExpiry(app, socketio, fanout)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis as redis_py
 from flask import Flask, current_app
 from redis import Redis
+from redis.connection import parse_url
 from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -72,9 +73,26 @@ def connect(url: str, **options: Any) -> Redis:
 
 @dataclass(frozen=True)
 class Keys:
-    """Our own Redis keys, namespaced by the queue so that two deployments never mix."""
+    """Our own Redis keys and progress channel: a deployment is its queue name and its database.
+
+    Keys live in the database, so the queue name is enough to tell two deployments' keys
+    apart. Pub/sub channels are server-wide, blind to database numbers: the channel also
+    names the database, so two deployments on one server never hear each other's events,
+    whatever their queue names (the database number, digits only, ends the name, so no two
+    pairs of namespace and database give one channel).
+    """
 
     namespace: str
+    db: int = 0
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> Keys:
+        """The names a deployment configured like ``config`` uses: web nodes and workers alike."""
+        return cls(config["TASK_QUEUE"], int(parse_url(config["REDIS_URL"]).get("db", 0)))
+
+    @property
+    def channel(self) -> str:
+        return f"{self.namespace}:progress:db{self.db}"
 
     def cancel(self, task_id: str) -> str:
         return f"{self.namespace}:cancel:{task_id}"
@@ -109,8 +127,8 @@ class Broker:
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=REPLY_TIMEOUT,
         )
-        name = app.config["TASK_QUEUE"]
-        app.extensions["broker"] = _State(redis, make_queue(name, redis), Keys(name))
+        keys = Keys.of(app.config)
+        app.extensions["broker"] = _State(redis, make_queue(keys.namespace, redis), keys)
 
     @property
     def redis(self) -> Redis:

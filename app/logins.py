@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from flask import current_app
 from flask_login import login_user
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
@@ -76,4 +75,4 @@ def end_other_credentials(user: User, keep: Login) -> None:
 
 def _end_sockets(user_id: int, auth_ids: list[str], reason: str) -> None:
     for auth_id in auth_ids:
-        end_session(broker.redis, current_app.config["PROGRESS_CHANNEL"], user_id, auth_id, reason)
+        end_session(broker.redis, broker.keys.channel, user_id, auth_id, reason)

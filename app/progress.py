@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -159,9 +158,7 @@ def tick(
         "ts": now,
         "volatile": True,
     }
-    publish(
-        broker.redis, current_app.config["PROGRESS_CHANNEL"], ChannelMessage(user_id, TASK_PROGRESS, data)
-    )
+    publish(broker.redis, broker.keys.channel, ChannelMessage(user_id, TASK_PROGRESS, data))
     return data
 
 
@@ -193,7 +190,7 @@ def report(
     data = _record_waiting(task, change) if wait else _record(task, change)
     publish(
         broker.redis,
-        current_app.config["PROGRESS_CHANNEL"],
+        broker.keys.channel,
         ChannelMessage(task.user_id, TASK_PROGRESS, dict(data)),
     )
     return data

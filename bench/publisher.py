@@ -16,6 +16,7 @@ from typing import Any
 
 from redis import Redis
 
+from app.broker import Keys
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, encode
 from bench.payloads import progress_payload
 from bench.support import serve_commands
@@ -26,7 +27,7 @@ BATCH = 200
 class Publisher:
     def __init__(self) -> None:
         self.redis = Redis.from_url(os.environ["REDIS_URL"])
-        self.channel = os.environ["PROGRESS_CHANNEL"]
+        self.channel = Keys.of(os.environ).channel
         self.messages: list[bytes] = []
         self.seq: dict[int, int] = {}
         # Messages per user so far (stored and volatile).

@@ -19,6 +19,7 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 
+from app.broker import Keys
 from bench.support import PYTHON, ROOT, Child, start_redis
 from tests.support import free_port, fresh_database, wait_for
 
@@ -73,7 +74,6 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "TASK_QUEUE": unique,
-            "PROGRESS_CHANNEL": unique,
             "SECRET_KEY": "bench-" + unique,
             "PYTHONUNBUFFERED": "1",
             "FLASK_APP": "app",
@@ -86,7 +86,7 @@ class Stack:
 
     @property
     def channel(self) -> str:
-        return self.env["PROGRESS_CHANNEL"]
+        return Keys.of(self.env).channel
 
     @property
     def queue(self) -> str:

@@ -71,7 +71,8 @@ def private_postgres(tmp_path: Path) -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def unique() -> str:
-    # Pub/sub channels ignore database numbers: unique names keep concurrent runs apart.
+    # A queue name of the test's own: its keys and its progress channel (named after the queue,
+    # app/broker.py Keys) stay apart from a concurrent run's on the same database.
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
@@ -84,7 +85,6 @@ def app_config(
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "TASK_QUEUE": unique,
-            "PROGRESS_CHANNEL": unique,
             "ASYNC_MODE": "threading",
             "RESULTS_DIR": str(tmp_path / "results"),
             # Tests that count events want every one of them; coalescing has its own tests.

@@ -6,7 +6,7 @@ import time
 import pytest
 from redis import Redis
 
-from app.broker import connect
+from app.broker import Keys, connect
 from app.channel import Subscriber, publish
 from app.extensions import socketio
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, encode
@@ -95,3 +95,41 @@ def test_publishing_while_redis_hangs_costs_one_timeout_per_backoff_not_one_per_
     message = wait_for(heard, 10, "a publish to go through again", interval=0.1)
     assert b'"seq":41' in message["data"]
     subscription.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "db"),
+    [
+        ("redis://127.0.0.1:6379", 0),
+        ("redis://127.0.0.1:6379/0", 0),
+        ("redis://127.0.0.1:6379/1", 1),
+        ("redis://:secret@redis.internal:6380/12", 12),
+        ("rediss://redis.internal/3?db=4", 4),
+        ("unix:///run/redis.sock?db=2", 2),
+    ],
+)
+def test_the_channel_names_the_database_the_client_uses(url, db):
+    keys = Keys.of({"TASK_QUEUE": "microblog-tasks", "REDIS_URL": url})
+    assert keys.db == db == Redis.from_url(url).connection_pool.connection_kwargs.get("db", 0)
+    assert keys.channel == f"microblog-tasks:progress:db{db}"
+
+
+# Queue names chosen to collide under a naive rule (the queue and the number run together).
+QUEUES = [
+    "microblog-tasks",
+    "a",
+    "a:progress",
+    "a:progress:db",
+    "a:progress:db1",
+    "a:progress:db1:progress:db",
+]
+
+
+def test_no_two_deployments_on_one_server_share_a_channel():
+    deployments = [(queue, db) for queue in QUEUES for db in (0, 1, 10, 11, 15)]
+    channels = {Keys(queue, db).channel for queue, db in deployments}
+    assert len(channels) == len(deployments)
+    for queue, db in deployments:
+        # The deployment can be read back from its channel: the rule is one-to-one.
+        namespace, _, number = Keys(queue, db).channel.rpartition(":progress:db")
+        assert (namespace, int(number)) == (queue, db)

@@ -1,6 +1,11 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 import config as settings
+from tests.support import ROOT, free_port
 
 
 def test_development_defaults():
@@ -18,6 +23,36 @@ def test_development_defaults():
 def test_production_refuses_missing_or_development_secret(secret):
     with pytest.raises(settings.ConfigError, match="SECRET_KEY"):
         settings.from_env({"APP_ENV": "production", "SECRET_KEY": secret})
+
+
+@pytest.mark.parametrize("secret", ["x", "correct horse battery staple", "s" * 31, "é" * 15])
+def test_production_refuses_a_secret_shorter_than_32_bytes(secret):
+    with pytest.raises(settings.ConfigError, match="at least 32 bytes") as refused:
+        settings.from_env({"APP_ENV": "production", "SECRET_KEY": secret})
+    assert "secrets.token_hex(32)" in str(refused.value), "the message says how to make one"
+
+
+def test_a_secret_of_32_bytes_is_enough():
+    assert settings.from_env({"APP_ENV": "production", "SECRET_KEY": "é" * 16})["SECRET_KEY"] == "é" * 16
+
+
+def test_a_production_server_with_a_short_secret_does_not_start(tmp_path, redis_url):
+    env = {
+        **os.environ,
+        "APP_ENV": "production",
+        "SECRET_KEY": "x",
+        "PORT": str(free_port()),
+        # Where a server that did start would go: the test's own, not the defaults.
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "REDIS_URL": redis_url,
+        "RESULTS_DIR": str(tmp_path / "results"),
+    }
+    done = subprocess.run(
+        [sys.executable, "run.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode != 0
+    assert "SECRET_KEY must be at least 32 bytes" in done.stderr
+    assert "secrets.token_hex(32)" in done.stderr
 
 
 def test_production_with_a_secret():

@@ -16,7 +16,7 @@ from tests.support import wait_for
 @pytest.fixture
 def subscribed(app, redis):
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(app.config["PROGRESS_CHANNEL"])
+    pubsub.subscribe(app.extensions["broker"].keys.channel)
     wait_for(lambda: pubsub.get_message(timeout=0.1) is None and pubsub.subscribed, 5, "subscription")
     yield pubsub
     pubsub.close()

@@ -67,7 +67,7 @@ def test_channel_messages_reach_the_owner_only(app, tokens):
     alice_client = socketio.test_client(app, auth={"token": alice})
     bob_client = socketio.test_client(app, auth={"token": bob})
     with app.app_context():
-        redis, channel = app.extensions["broker"].redis, app.config["PROGRESS_CHANNEL"]
+        redis, channel = app.extensions["broker"].redis, app.extensions["broker"].keys.channel
     # A message this server cannot read is dropped; the subscriber carries on with the next one.
     redis.publish(channel, b'{"v": 2, "user_id": 1}')
     publish(redis, channel, ChannelMessage(alice_id, TASK_PROGRESS, {"task_id": "t1", "seq": 9}))
@@ -82,7 +82,7 @@ def test_one_subscriber_per_process(app, tokens):
     for _ in range(3):
         assert socketio.test_client(app, auth={"token": tokens["alice"][1]}).is_connected()
     with app.app_context():
-        redis, channel = app.extensions["broker"].redis, app.config["PROGRESS_CHANNEL"]
+        redis, channel = app.extensions["broker"].redis, app.extensions["broker"].keys.channel
     assert redis.pubsub_numsub(channel) == [(channel.encode(), 1)]
 
 

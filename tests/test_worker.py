@@ -162,7 +162,7 @@ def _status(task_id):
 
 def subscribed(app, redis):
     pubsub = redis.pubsub()
-    pubsub.subscribe(app.config["PROGRESS_CHANNEL"])
+    pubsub.subscribe(app.extensions["broker"].keys.channel)
     assert pubsub.get_message(timeout=5)["type"] == "subscribe"
     return pubsub
 

@@ -123,9 +123,7 @@ def revoke_token() -> tuple[str, int]:
     token = g.api_token
     db.session.delete(token)
     db.session.commit()
-    end_session(
-        broker.redis, current_app.config["PROGRESS_CHANNEL"], token.user_id, token.token_hash, "token_revoked"
-    )
+    end_session(broker.redis, broker.keys.channel, token.user_id, token.token_hash, "token_revoked")
     return "", 204
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import requests
 from redis import Redis
 from rq import Worker
 
+import config as settings
 from tests.support import ROOT, Process, free_port, wait_for
 
 
@@ -52,7 +54,8 @@ class LiveStack:
         return proc
 
     def _workers(self) -> list[Worker]:
-        return [w for w in Worker.all(connection=self.redis) if self.env["TASK_QUEUE"] in w.queue_names()]
+        queue = settings.from_env(self.env)["TASK_QUEUE"]
+        return [w for w in Worker.all(connection=self.redis) if queue in w.queue_names()]
 
     @staticmethod
     def _healthy(url: str) -> bool:
@@ -90,35 +93,34 @@ def live_stack_env() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture
-def live_stack(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    database_url: str,
-    redis: Redis,
-    redis_url: str,
-    unique: str,
-    live_stack_env: dict[str, str],
-) -> Iterator[LiveStack]:
-    port = free_port()
-    env = {
+def stack_env(
+    database_url: str, redis_url: str, secret: str, results_dir: Path, **extra: str
+) -> dict[str, str]:
+    """The environment of one deployment's processes: names not given here are the defaults."""
+    return {
         **os.environ,
         "APP_ENV": "development",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "TASK_QUEUE": unique,
-        "PROGRESS_CHANNEL": unique,
-        "SECRET_KEY": "e2e-" + unique,
+        "SECRET_KEY": secret,
         "PYTHONUNBUFFERED": "1",
         "FLASK_APP": "app",
-        "ASYNC_MODE": getattr(request, "param", "eventlet"),
-        "RESULTS_DIR": str(tmp_path / "results"),
-        **live_stack_env,
+        "ASYNC_MODE": "eventlet",
+        "RESULTS_DIR": str(results_dir),
+        **extra,
     }
+
+
+@contextlib.contextmanager
+def running_stack(
+    request: pytest.FixtureRequest, env: dict[str, str], redis: Redis, log_dir: Path
+) -> Iterator[LiveStack]:
+    """One deployment, migrated, with a web node and a worker; its processes are stopped on exit."""
     subprocess.run(
         [sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True
     )
-    stack = LiveStack(f"http://127.0.0.1:{port}", env, redis, tmp_path)
+    port = free_port()
+    stack = LiveStack(f"http://127.0.0.1:{port}", env, redis, log_dir)
     try:
         stack.start_web(port=port)
         stack.start_worker()
@@ -129,6 +131,27 @@ def live_stack(
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed:
             print(stack.logs())
+
+
+@pytest.fixture
+def live_stack(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    database_url: str,
+    redis: Redis,
+    redis_url: str,
+    unique: str,
+    live_stack_env: dict[str, str],
+) -> Iterator[LiveStack]:
+    env = stack_env(
+        database_url,
+        redis_url,
+        "e2e-" + unique,
+        tmp_path / "results",
+        **{"TASK_QUEUE": unique, "ASYNC_MODE": getattr(request, "param", "eventlet"), **live_stack_env},
+    )
+    with running_stack(request, env, redis, tmp_path) as stack:
+        yield stack
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -108,7 +108,7 @@ def test_a_publish_lost_while_the_node_listens_is_backfilled(live_stack, make_ap
         app, task_id, user_id = start_running(make_app, "bob")
         got = client.until(status_is("running"))
         # Published where no node listens: committed, never heard.
-        lost = make_app(PROGRESS_CHANNEL=f"nowhere-{uuid.uuid4().hex}")
+        lost = make_app(TASK_QUEUE=f"nowhere-{uuid.uuid4().hex}")
         step(lost, task_id, 3)
         got += client.until(lambda name, data: name == "task_progress" and data["step"] == 3, 60)
         step(app, task_id, 10, status=TaskStatus.SUCCEEDED, message="Done")

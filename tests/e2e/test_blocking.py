@@ -22,6 +22,7 @@ import requests
 import socketio
 import sqlalchemy as sa
 
+from app.broker import Keys
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, encode
 from bench.payloads import progress_payload
 
@@ -108,7 +109,7 @@ def test_node_stays_live_while_a_lock_is_held_elsewhere_and_passwords_are_brute_
     listener.on("task_progress", lambda data: arrivals.put((time.time(), data)))
     listener.connect(base, auth={"token": listener_token}, transports=["websocket"], wait_timeout=10)
     hello = welcome.get(timeout=10)
-    channel = live_stack.env["PROGRESS_CHANNEL"]
+    channel = Keys.of(live_stack.env).channel
 
     slowest = {"healthz": 0.0, "another user's request": 0.0, "live event": 0.0}
     rounds = 0

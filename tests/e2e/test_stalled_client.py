@@ -20,6 +20,7 @@ import requests
 import sqlalchemy as sa
 import websocket
 
+from app.broker import Keys
 from app.models import Notification, User
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, encode
 from app.sansio.protocol import ADMIN_TASK
@@ -167,7 +168,7 @@ def test_a_stalled_client_loses_ticks_only_and_does_not_hold_up_the_others(live_
     # 15 MB for the stalled client: far more than the kernel's socket buffers (4 MiB at most here).
     for_stalled = _messages(stalled_id, STALLED_MESSAGES, 5_000)
     for_reader = _messages(reader_id, READER_MESSAGES, 500)
-    channel = live_stack.env["PROGRESS_CHANNEL"]
+    channel = Keys.of(live_stack.env).channel
     reader_done = threading.Event()
 
     def read() -> None:
@@ -249,7 +250,7 @@ def test_a_client_that_reads_nothing_for_a_while_is_closed_and_catches_up_from_t
         flood.append({**data, "seq": seq, "volatile": False, "ts": time.time()})
     _store(live_stack.env["DATABASE_URL"], stalled_id, flood)
     for_reader = _messages(reader_id, READER_MESSAGES, 500)
-    channel = live_stack.env["PROGRESS_CHANNEL"]
+    channel = Keys.of(live_stack.env).channel
 
     def publish(data: dict) -> None:
         live_stack.redis.publish(channel, encode(ChannelMessage(stalled_id, TASK_PROGRESS, data)))
