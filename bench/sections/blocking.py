@@ -7,8 +7,9 @@ channel (``ts`` stamped at publish) for another such user, whose python-socketio
 (``bench.sioclients``) stamps its arrival. Phases:
 
 - idle; then a closed loop of ``GET /api/tasks`` from 4 clients (the request path's rate);
-- brute force: 8 clients ``POST /api/tokens`` with a wrong password for one user, back to back
-  (each costs the node a password hash);
+- brute force: 8 clients ``POST /api/tokens`` back to back, each guess at another unknown name
+  from another address (``X-Forwarded-For``, the node trusting one proxy hop), as a botnet
+  spreads its guesses past the rate limits: each costs the node a password hash;
 - a lock held by another connection for ``LOCK_SECONDS``, the one the database has: on SQLite
   another process holds the write lock (``BEGIN IMMEDIATE``) while 4 clients ``POST
   /api/tokens`` (a token row to write) and the watchdog's prune needs it too; on PostgreSQL
@@ -22,6 +23,7 @@ with the load, so any wait they see is the node's, not the database's.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 import threading
 import time
@@ -198,9 +200,8 @@ def _phase(
 def run(bench: Bench) -> dict[str, Any]:
     idle_seconds, brute_seconds = (1.0, 2.0) if bench.quick else (3.0, 5.0)
     lock_seconds = 4.0 if bench.quick else LOCK_SECONDS
-    users = bench.stack.ensure_users(4)
-    reader, listener, brute, locked = users
-    web = bench.stack.start_web("eventlet", name="web-blocking")
+    reader, listener, locked = bench.stack.ensure_users(3)
+    web = bench.stack.start_web("eventlet", name="web-blocking", env={"TRUSTED_PROXIES": "1"})
     clients = bench.stack.child("sioclients-blocking", [PYTHON, "-m", "bench.sioclients"], commands=True)
     probes = None
     try:
@@ -218,9 +219,8 @@ def run(bench: Bench) -> dict[str, Any]:
             rate_seconds = idle_seconds
         request_rate = {"clients": RATE_CLIENTS, **latency_summary(rate["latencies"])}
         request_rate["per_s"] = rate["requests"] / rate_seconds
-        wrong = (_username(bench, brute[0]), "wrong password")
         phases["brute_force"] = _phase(
-            bench, probes, listener[0], brute_seconds, _loop(BRUTE_FORCE_CLIENTS, _token_request(url, wrong))
+            bench, probes, listener[0], brute_seconds, _loop(BRUTE_FORCE_CLIENTS, _guess_request(url))
         )
         right = (_username(bench, locked[0]), PASSWORD)
         lock = Lock(bench.stack.database_url, locked[0])
@@ -254,6 +254,21 @@ def run(bench: Bench) -> dict[str, Any]:
         "request_rate": request_rate,
         "phases": phases,
     }
+
+
+def _guess_request(url: str) -> Callable[[requests.Session], requests.Response]:
+    guesses = itertools.count()
+
+    def request(session: requests.Session) -> requests.Response:
+        n = next(guesses)
+        return session.post(
+            f"{url}/api/tokens",
+            auth=(f"guess{n}", "wrong password"),
+            headers={"X-Forwarded-For": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"},
+            timeout=REQUEST_TIMEOUT,
+        )
+
+    return request
 
 
 def _token_request(url: str, auth: tuple[str, str]) -> Callable[[requests.Session], requests.Response]:
