@@ -17,7 +17,9 @@ from app import create_app, stop_background_services
 from app.extensions import db
 from app.models import User
 from tests.support import (
+    MailSink,
     PostgresServer,
+    free_port,
     fresh_database,
     postgres_bin_dir,
     redis_answers,
@@ -187,3 +189,11 @@ def token_for(app: Flask):
             return user.id, token
 
     return create
+
+
+@pytest.fixture
+def mail_sink() -> Iterator[MailSink]:
+    """A real SMTP server (aiosmtpd) on a free port, keeping what it accepts."""
+    sink = MailSink(free_port()).start()
+    yield sink
+    sink.stop()

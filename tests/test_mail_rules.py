@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,18 +25,11 @@ from app.tasks.emails import BAD_ADDRESS
 from app.tasks.errors import NotPermitted, OverLimit
 from app.tasks.launcher import enqueue, start_task
 from tests.conftest import AuthActions, csrf_token, make_user
-from tests.support import free_port
-from tests.test_task_emails import MailSink, confirmed
+from tests.support import MailSink, free_port
+from tests.test_task_emails import confirmed
 from tests.test_worker import run_worker
 
 LINK = re.compile(r"http://localhost/auth/confirm/\S+")
-
-
-@pytest.fixture
-def mail_sink() -> Iterator[MailSink]:
-    sink = MailSink(free_port()).start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import email.policy
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
-from email import message_from_bytes
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from app.extensions import db
 from app.models import Post, Task, User, utcnow
@@ -19,61 +13,8 @@ from app.tasks.emails import MAX_POSTS, UNCONFIRMED, build_digest
 from app.tasks.launcher import start_task
 from app.tasks.ledger import Ledger
 from tests.conftest import make_user
-from tests.support import free_port
+from tests.support import MailSink
 from tests.test_worker import history, run_worker
-
-
-@dataclass
-class Received:
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-
-class MailSink:
-    """An SMTP server that keeps what it accepts and refuses (550) any address containing "bounce".
-
-    ``hang_up_on`` holds the numbers of DATA commands (1-based, counted across connections) at
-    which it closes the connection instead of answering, as a crashing or restarted server would.
-    """
-
-    def __init__(self, port: int, hang_up_on: frozenset[int] = frozenset()) -> None:
-        self.port = port
-        self.received: list[Received] = []
-        self.hang_up_on = hang_up_on
-        self._data_commands = 0
-        self._controller = Controller(self, hostname="127.0.0.1", port=port)
-
-    def start(self) -> MailSink:
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        self._controller.stop()
-
-    async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options) -> str:
-        if "bounce" in address:
-            return "550 5.1.1 No such mailbox here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self._data_commands += 1
-        if self._data_commands in self.hang_up_on:
-            server.transport.close()
-            return "421 unreachable: the connection is already closed"
-        parsed = message_from_bytes(envelope.content, policy=email.policy.default)
-        self.received.append(Received(list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-    def recipients(self) -> list[str]:
-        return [to for r in self.received for to in r.rcpt_tos]
-
-
-@pytest.fixture
-def mail_sink() -> Iterator[MailSink]:
-    sink = MailSink(free_port()).start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

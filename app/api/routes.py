@@ -16,7 +16,7 @@ from app.ratelimits import login_limited, register_limited, start_limited
 from app.replay import catch_up
 from app.sansio.identity import IdentityError
 from app.sansio.params import Param, ParamError, validate
-from app.sansio.protocol import parse_last_seq
+from app.sansio.protocol import TOKEN_REVOKED, parse_last_seq
 from app.search import IndexMissing, search
 from app.tasks.access import cancel, owned_task, recent_tasks, result_download
 from app.tasks.catalogue import CATALOGUE
@@ -123,7 +123,7 @@ def revoke_token() -> tuple[str, int]:
     token = g.api_token
     db.session.delete(token)
     db.session.commit()
-    end_session(broker.redis, broker.keys.channel, token.user_id, token.token_hash, "token_revoked")
+    end_session(broker.redis, broker.keys.channel, token.user_id, token.token_hash, TOKEN_REVOKED)
     return "", 204
 
 

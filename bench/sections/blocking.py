@@ -220,7 +220,7 @@ def run(bench: Bench) -> dict[str, Any]:
         request_rate = {"clients": RATE_CLIENTS, **latency_summary(rate["latencies"])}
         request_rate["per_s"] = rate["requests"] / rate_seconds
         phases["brute_force"] = _phase(
-            bench, probes, listener[0], brute_seconds, _loop(BRUTE_FORCE_CLIENTS, _guess_request(url))
+            bench, probes, listener[0], brute_seconds, _loop(BRUTE_FORCE_CLIENTS, guess_request(url))
         )
         right = (_username(bench, locked[0]), PASSWORD)
         lock = Lock(bench.stack.database_url, locked[0])
@@ -256,7 +256,10 @@ def run(bench: Bench) -> dict[str, Any]:
     }
 
 
-def _guess_request(url: str) -> Callable[[requests.Session], requests.Response]:
+def guess_request(url: str) -> Callable[[requests.Session], requests.Response]:
+    """A guess at a new unknown name from a new address each call (``X-Forwarded-For``: the node
+    must trust one proxy hop), as a botnet spreads its guesses past the rate limits; an unknown
+    name costs the node the same hash as a wrong password."""
     guesses = itertools.count()
 
     def request(session: requests.Session) -> requests.Response:

@@ -11,7 +11,6 @@ generous (idle, each takes a few milliseconds); a node whose hub blocks takes se
 from __future__ import annotations
 
 import contextlib
-import itertools
 import queue
 import sqlite3
 import threading
@@ -26,6 +25,7 @@ import sqlalchemy as sa
 from app.broker import Keys
 from app.sansio.events import TASK_PROGRESS, ChannelMessage, encode
 from bench.payloads import progress_payload
+from bench.sections.blocking import guess_request
 
 pytestmark = pytest.mark.e2e
 
@@ -94,26 +94,9 @@ def _back_to_back(clients: int, send: object) -> Iterator[list[int]]:
 
 @pytest.fixture
 def live_stack_env() -> dict[str, str]:
-    # Behind one proxy hop, so that the guesser can come from many addresses: the per-address
-    # and per-account limits then refuse nothing, and every guess costs the node a hash.
+    # Behind one proxy hop, so that the guesser can come from many addresses (guess_request): the
+    # per-address and per-account limits then refuse nothing, and every guess costs a hash.
     return {"TRUSTED_PROXIES": "1"}
-
-
-def _distributed_guess(base: str) -> object:
-    """A guess at another unknown name from another address each time (an unknown name costs
-    the same hash as a wrong password), as a botnet spreads its guesses past the rate limits."""
-    guesses = itertools.count()
-
-    def send(session: requests.Session) -> requests.Response:
-        n = next(guesses)
-        return session.post(
-            f"{base}/api/tokens",
-            auth=(f"guess{n}", "wrong password"),
-            headers={"X-Forwarded-For": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"},
-            timeout=60,
-        )
-
-    return send
 
 
 # eventlet as shipped; gevent takes the same path (its thread pool, psycopg's own gevent support).
@@ -144,7 +127,7 @@ def test_node_stays_live_while_a_lock_is_held_elsewhere_and_passwords_are_brute_
             _back_to_back(
                 2, lambda s: s.post(f"{base}/api/tokens", auth=("locked", "correct horse"), timeout=60)
             ),
-            _back_to_back(BRUTE_FORCE_CLIENTS, _distributed_guess(base)) as refused,
+            _back_to_back(BRUTE_FORCE_CLIENTS, guess_request(base)) as refused,
             # Innermost, so that it is released before the clients waiting for it are joined.
             _lock_held(database_url, locked_id),
         ):

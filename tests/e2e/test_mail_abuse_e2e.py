@@ -1,7 +1,7 @@
 """A hostile user and the site's mail, with real web and worker processes and a real SMTP server (aiosmtpd).
 
 Addresses are confirmed the way a user confirms one, by following the link in the mail the
-sink received, or with the operator's `flask confirm-email`.
+mail_sink received, or with the operator's `flask confirm-email`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -19,8 +18,7 @@ from app.confirmation import SUBJECT
 from app.models import User
 from app.sansio.mailing import MAIL_PER_HOUR, OTHERS_REFUSED, OVER_VOLUME
 from app.tasks.emails import BAD_ADDRESS, NOT_CONFIRMED
-from tests.support import ROOT, free_port, wait_for
-from tests.test_task_emails import MailSink
+from tests.support import ROOT, MailSink, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -28,26 +26,23 @@ LINK = re.compile(r"http://\S+/auth/confirm/\S+")
 
 
 @pytest.fixture
-def sink() -> Iterator[MailSink]:
-    sink = MailSink(free_port()).start()
-    yield sink
-    sink.stop()
+def live_stack_env(mail_sink: MailSink) -> dict[str, str]:
+    return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(mail_sink.port)}
 
 
-@pytest.fixture
-def live_stack_env(sink: MailSink) -> dict[str, str]:
-    return {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": str(sink.port)}
+def mails_to(mail_sink: MailSink, address: str, subject: str) -> list:
+    return [
+        r.message for r in mail_sink.received if address in r.rcpt_tos and r.message["Subject"] == subject
+    ]
 
 
-def mails_to(sink: MailSink, address: str, subject: str) -> list:
-    return [r.message for r in sink.received if address in r.rcpt_tos and r.message["Subject"] == subject]
-
-
-def register(stack, sink: MailSink, username: str, *, confirm: bool = True) -> str:
+def register(stack, mail_sink: MailSink, username: str, *, confirm: bool = True) -> str:
     """A new account over the API; its address confirmed by following the mailed link unless told not to."""
     token = stack.create_user(username)
     address = f"{username}@example.com"
-    [mail] = wait_for(lambda: mails_to(sink, address, SUBJECT), 30, f"the confirmation mail to {address}")
+    [mail] = wait_for(
+        lambda: mails_to(mail_sink, address, SUBJECT), 30, f"the confirmation mail to {address}"
+    )
     if confirm:
         [link] = LINK.findall(mail.get_body(("plain",)).get_content())
         page = requests.get(link, timeout=10)
@@ -74,9 +69,12 @@ def finished(stack, token: str, task_id: str) -> dict:
     return wait_for(ended, 30, f"task {task_id} to finish")
 
 
-def digests(sink: MailSink) -> list[str]:
+def digests(mail_sink: MailSink) -> list[str]:
     return [
-        to for r in sink.received if r.message["Subject"].startswith("Microblog digest") for to in r.rcpt_tos
+        to
+        for r in mail_sink.received
+        if r.message["Subject"].startswith("Microblog digest")
+        for to in r.rcpt_tos
     ]
 
 
@@ -86,26 +84,26 @@ def flask(stack, *args: str) -> None:
     )
 
 
-def test_the_mailed_link_confirms_the_address_and_only_then_the_digest_goes_to_it(live_stack, sink):
-    token = register(live_stack, sink, "alice", confirm=False)
+def test_the_mailed_link_confirms_the_address_and_only_then_the_digest_goes_to_it(live_stack, mail_sink):
+    token = register(live_stack, mail_sink, "alice", confirm=False)
     task = finished(live_stack, token, start(live_stack, token).json()["id"])
     assert task["result"]["failed"] == [{"recipient": "alice", "error": NOT_CONFIRMED}]
-    assert digests(sink) == []
+    assert digests(mail_sink) == []
 
-    [mail] = mails_to(sink, "alice@example.com", SUBJECT)
+    [mail] = mails_to(mail_sink, "alice@example.com", SUBJECT)
     [link] = LINK.findall(mail.get_body(("plain",)).get_content())
     assert "Your e-mail address is confirmed." in requests.get(link, timeout=10).text
     task = finished(live_stack, token, start(live_stack, token).json()["id"])
     assert (task["status"], task["result"]["sent"], task["result"]["failed"]) == ("succeeded", 1, [])
-    assert digests(sink) == ["alice@example.com"]
+    assert digests(mail_sink) == ["alice@example.com"]
 
     forged = link.replace("/confirm/", "/confirm/x")
     assert "This confirmation link is not valid." in requests.get(forged, timeout=10).text
 
 
-def test_a_user_cannot_mail_another_user_or_everyone(live_stack, sink):
-    register(live_stack, sink, "bob")
-    mallory = register(live_stack, sink, "mallory")
+def test_a_user_cannot_mail_another_user_or_everyone(live_stack, mail_sink):
+    register(live_stack, mail_sink, "bob")
+    mallory = register(live_stack, mail_sink, "mallory")
 
     refused = start(live_stack, mallory, recipients=["bob"])
     assert (refused.status_code, refused.json()) == (403, {"error": OTHERS_REFUSED})
@@ -115,24 +113,24 @@ def test_a_user_cannot_mail_another_user_or_everyone(live_stack, sink):
     # No names means "me" for anyone but an operator.
     task = finished(live_stack, mallory, start(live_stack, mallory).json()["id"])
     assert (task["status"], task["result"]["sent"]) == ("succeeded", 1), live_stack.logs()
-    assert digests(sink) == ["mallory@example.com"]
+    assert digests(mail_sink) == ["mallory@example.com"]
 
 
-def test_an_address_nobody_confirmed_gets_no_digest_even_from_an_operator(live_stack, sink):
+def test_an_address_nobody_confirmed_gets_no_digest_even_from_an_operator(live_stack, mail_sink):
     # An outside address: whoever registered it cannot follow the link mailed to it.
-    register(live_stack, sink, "outsider", confirm=False)
-    olga = register(live_stack, sink, "olga")
+    register(live_stack, mail_sink, "outsider", confirm=False)
+    olga = register(live_stack, mail_sink, "olga")
     flask(live_stack, "make-admin", "olga")
 
     task = finished(live_stack, olga, start(live_stack, olga, recipients=["outsider", "olga"]).json()["id"])
     assert task["result"]["failed"] == [{"recipient": "outsider", "error": NOT_CONFIRMED}]
     task = finished(live_stack, olga, start(live_stack, olga).json()["id"])
     assert task["result"] == {"sent": 1, "failed": [], "posts": 0}
-    assert digests(sink) == ["olga@example.com", "olga@example.com"]
+    assert digests(mail_sink) == ["olga@example.com", "olga@example.com"]
 
 
-def test_a_user_hitting_the_mail_volume_limit_gets_429(live_stack, sink):
-    mallory = register(live_stack, sink, "mallory")
+def test_a_user_hitting_the_mail_volume_limit_gets_429(live_stack, mail_sink):
+    mallory = register(live_stack, mail_sink, "mallory")
     for _ in range(MAIL_PER_HOUR):
         r = start(live_stack, mallory)
         assert r.status_code == 202, r.text
@@ -140,12 +138,12 @@ def test_a_user_hitting_the_mail_volume_limit_gets_429(live_stack, sink):
 
     over = start(live_stack, mallory)
     assert (over.status_code, over.json()) == (429, {"error": OVER_VOLUME})
-    assert digests(sink) == ["mallory@example.com"] * MAIL_PER_HOUR
+    assert digests(mail_sink) == ["mallory@example.com"] * MAIL_PER_HOUR
 
 
-def test_a_stored_address_with_a_header_in_it_fails_only_itself(live_stack, sink, database_url):
-    olga = register(live_stack, sink, "olga")
-    register(live_stack, sink, "bob")
+def test_a_stored_address_with_a_header_in_it_fails_only_itself(live_stack, mail_sink, database_url):
+    olga = register(live_stack, mail_sink, "olga")
+    register(live_stack, mail_sink, "bob")
     # Stored before registration validated addresses.
     engine = create_engine(database_url)
     with engine.begin() as conn:
@@ -164,5 +162,5 @@ def test_a_stored_address_with_a_header_in_it_fails_only_itself(live_stack, sink
     task = finished(live_stack, olga, start(live_stack, olga).json()["id"])
     assert (task["status"], task["error"]) == ("succeeded", None), live_stack.logs()
     assert task["result"] == {"sent": 2, "failed": [{"recipient": "eve", "error": BAD_ADDRESS}], "posts": 0}
-    assert sorted(digests(sink)) == ["bob@example.com", "olga@example.com"]
-    assert not any("victim" in to for to in sink.recipients())
+    assert sorted(digests(mail_sink)) == ["bob@example.com", "olga@example.com"]
+    assert not any("victim" in to for to in mail_sink.recipients())

@@ -22,8 +22,7 @@ from rq.scheduler import RQScheduler
 from app.models import User, utcnow
 from tests.e2e.test_live_progress import Listener
 from tests.e2e.test_task_emails_e2e import transitions, wait_for_event
-from tests.support import Process, free_port, wait_for
-from tests.test_task_emails import MailSink
+from tests.support import MailSink, Process, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 

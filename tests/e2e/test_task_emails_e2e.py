@@ -12,8 +12,7 @@ import pytest
 import requests
 
 from tests.e2e.test_live_progress import Listener
-from tests.support import ROOT, free_port
-from tests.test_task_emails import MailSink
+from tests.support import ROOT, MailSink, free_port
 
 pytestmark = pytest.mark.e2e
 
