@@ -101,24 +101,35 @@ def test_the_address_is_stored_lower_case(client, app):
         assert (user.username, user.email) == ("Alice", "alice@example.com")
 
 
+@pytest.fixture
+def check_misses_once(monkeypatch):
+    """What a concurrent registration does: the other row is committed after this request's
+    check found nothing. The check is made to miss once, so the commit meets the unique index;
+    the returned list holds what each check answered."""
+
+    def install() -> list[str | None]:
+        real = accounts.taken
+        calls: list[str | None] = []
+
+        def taken_after_the_check(*args: str) -> str | None:
+            calls.append(real(*args) if calls else None)
+            return calls[-1]
+
+        monkeypatch.setattr(accounts, "taken", taken_after_the_check)
+        return calls
+
+    return install
+
+
 @pytest.mark.parametrize(
     ("username", "email", "field"),
     [("Carol", "c2@example.com", "username"), ("c2", "CAROL@example.com", "email")],
 )
 def test_a_duplicate_that_slips_past_the_check_is_a_conflict_not_a_500(
-    client, app, monkeypatch, username, email, field
+    client, app, check_misses_once, username, email, field
 ):
-    # What a concurrent registration does: the other row is committed after this request's
-    # check found nothing. The check is made to miss once, so the commit meets the unique index.
     assert api_register(client, "carol", "carol@example.com").status_code == 201
-    real = accounts.taken
-    calls: list[str | None] = []
-
-    def taken_after_the_check(*args: str) -> str | None:
-        calls.append(real(*args) if calls else None)
-        return calls[-1]
-
-    monkeypatch.setattr(accounts, "taken", taken_after_the_check)
+    calls = check_misses_once()
     response = api_register(client, username, email)
     assert response.status_code == 409
     assert response.json == {"error": f"{field} is already registered"}
@@ -126,20 +137,15 @@ def test_a_duplicate_that_slips_past_the_check_is_a_conflict_not_a_500(
     assert calls == [None, field], "the commit, not the check, found the duplicate"
 
 
-def test_a_duplicate_that_slips_past_the_form_check_is_a_form_error(client, auth, app, monkeypatch):
+def test_a_duplicate_that_slips_past_the_form_check_is_a_form_error(
+    client, auth, app, monkeypatch, check_misses_once
+):
     from app.auth import forms
 
     assert api_register(client, "carol", "carol@example.com").status_code == 201
     # Both checks miss, as they do for a registration committed between the check and the commit.
     monkeypatch.setattr(forms, "username_taken", lambda _name: False)
-    real = accounts.taken
-    calls: list[str | None] = []
-
-    def taken_after_the_check(*args: str) -> str | None:
-        calls.append(real(*args) if calls else None)
-        return calls[-1]
-
-    monkeypatch.setattr(accounts, "taken", taken_after_the_check)
+    calls = check_misses_once()
     page = auth.register("CAROL", email="c2@example.com")
     assert page.status_code == 200 and b"That username is taken." in page.data
     assert usernames(app) == ["carol"]
