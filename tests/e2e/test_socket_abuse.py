@@ -13,7 +13,7 @@ import pytest
 import requests
 import websocket
 
-from app.sansio.guard import EVENT_BURST
+from app.sansio.guard import EVENT_BURST, RESUME_INTERVAL
 from tests.e2e.test_engineio_sockets import RawSocket, websocket_url
 from tests.e2e.test_stalled_client import RawClient, _store, _user
 from tests.support import wait_for
@@ -210,7 +210,8 @@ def test_a_client_that_does_not_read_its_replays_is_closed_and_its_queue_dropped
         # Within the resume limit, and reading nothing.
         for _ in range(4):
             stalled.ws.send('42["resume",{"last_seq":0}]')
-            time.sleep(2.2)
+            # Pacing, not waiting: a client keeping to the resume limit.
+            time.sleep(RESUME_INTERVAL * 1.1)
         # Its receive window has been shut for seconds: the node's kernel probes it again only
         # after a backoff of as long.
         stalled.ws.settimeout(30)
